@@ -1,0 +1,3 @@
+//! The `loupe` binary.
+
+fn main() {}

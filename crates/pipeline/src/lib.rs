@@ -1,0 +1,130 @@
+//! The processing pipeline. Receivers (`ingest`'s OTLP endpoints, the `gateway`) hand it batches
+//! of raw spans; it derives each span's normalized view, runs the configured processors in order
+//! (redact, price, fingerprint, ...), and writes the result through [`store::Store`] with group
+//! commit: one store write for many requests, each request acknowledged only when its spans are
+//! durable.
+//!
+//! **Architecture Invariant:** this is the only path by which spans reach a store, so nothing
+//! can skip redaction.
+//!
+//! **Architecture Invariant:** memory is bounded. The queue is measured in spans; when it is
+//! full, [`Pipeline::submit`] fails at once with [`Error::Overloaded`] (a retryable 503 / gRPC
+//! `UNAVAILABLE` at the boundary) instead of waiting.
+
+mod config;
+mod processor;
+mod writer;
+
+use std::sync::Arc;
+
+use model::{ErrorCode, ProjectId, RawSpan, StoredSpan};
+use store::{Store, WriteStats};
+
+pub use config::PipelineConfig;
+pub use processor::{Processor, ProcessorChain};
+pub use writer::WriterStats;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The write queue is full; retry after `retry_after_secs`.
+    #[error("write queue is full ({queued_spans} spans waiting); retry after {retry_after_secs}s")]
+    Overloaded { queued_spans: u64, retry_after_secs: u32 },
+    /// One batch is larger than the whole queue can ever hold.
+    #[error("batch of {n_spans} spans exceeds the write queue capacity of {capacity} spans")]
+    BatchTooLarge { n_spans: usize, capacity: usize },
+    /// The store failed the write; nothing of the batch is acknowledged.
+    #[error("store write failed")]
+    Store(#[source] store::Error),
+    /// The pipeline is shutting down.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Overloaded { .. } | Error::ShuttingDown => ErrorCode::Unavailable,
+            Error::BatchTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::Store(e) => match e.code() {
+                ErrorCode::BadRequest => ErrorCode::Internal,
+                code => code,
+            },
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for retryable errors.
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            Error::Overloaded { retry_after_secs, .. } => Some(*retry_after_secs),
+            Error::Store(e) if e.code().is_retryable() => Some(5),
+            Error::ShuttingDown => Some(5),
+            _ => None,
+        }
+    }
+}
+
+/// A batch of raw spans from one receiver request, all in one project.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub project: ProjectId,
+    pub spans: Vec<RawSpan>,
+}
+
+/// The handle receivers hold. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    processors: Arc<ProcessorChain>,
+    writer: writer::WriterHandle,
+    store: Arc<dyn Store>,
+}
+
+impl Pipeline {
+    /// Starts the writer task on the current tokio runtime. Call [`Pipeline::shutdown`] to
+    /// flush and stop it.
+    pub fn start(
+        config: PipelineConfig,
+        processors: ProcessorChain,
+        store: Arc<dyn Store>,
+    ) -> Pipeline {
+        let writer = writer::WriterHandle::start(&config, store.clone());
+        Pipeline { processors: Arc::new(processors), writer, store }
+    }
+
+    /// Normalizes and processes a batch, then waits until it is durably written. Fails at once
+    /// with [`Error::Overloaded`] when the queue is full.
+    pub async fn submit(&self, batch: Batch) -> Result<WriteStats, Error> {
+        let stored = self.process(batch);
+        if stored.is_empty() {
+            return Ok(WriteStats::default());
+        }
+        self.writer.write(stored).await
+    }
+
+    /// Normalizes and processes a batch without writing it (CPU only; also used by tests and by
+    /// `loupe reindex`).
+    pub fn process(&self, batch: Batch) -> Vec<StoredSpan> {
+        let Batch { project, spans } = batch;
+        let mut stored: Vec<StoredSpan> = spans
+            .into_iter()
+            .map(|raw| {
+                let view = normalize::derive_view(&raw);
+                StoredSpan { project: project.clone(), raw, view }
+            })
+            .collect();
+        self.processors.process(&mut stored);
+        stored
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        self.writer.stats()
+    }
+
+    /// Stops accepting batches, writes what is queued, and waits for the writer to finish.
+    pub async fn shutdown(&self) {
+        self.writer.shutdown().await;
+    }
+}

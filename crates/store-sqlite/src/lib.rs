@@ -1,0 +1,1 @@
+//! The embedded store: SQLite (WAL) with versioned migrations, group-committed writes and indexed search.

@@ -1,0 +1,123 @@
+//! The store boundary. Every backend (`store-sqlite`, `store-clickhouse`) implements [`Store`];
+//! everything above it (pipeline, api, app) holds an `Arc<dyn Store>` and speaks only the
+//! structured query types of [`query`], never SQL.
+//!
+//! **API Boundary:** the trait and the types in [`query`] are the whole contract. A backend is
+//! correct when it passes [`suite`], the backend-neutral test suite, which every backend's own
+//! tests call with a fresh, empty store.
+//!
+//! **Architecture Invariant:** writes reach a store only through `pipeline` (so redaction and
+//! pricing cannot be bypassed); `api` only reads, apart from the feedback, dataset and settings
+//! records that users write directly.
+
+pub mod query;
+pub mod suite;
+pub mod syntax;
+
+use async_trait::async_trait;
+use model::{ErrorCode, ProjectId, StoredSpan, TraceId};
+
+pub use query::{
+    AggregateQuery, AggregateRow, ApiKeyRecord, CmpOp, Cursor, Expr, FacetQuery, Facets, Field,
+    GroupBy, Metric, Page, SpanQuery, TimeRange, TraceQuery, TraceSummary, Value,
+    WriteStats,
+};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The query cannot be run as asked (unknown field for this backend, bad cursor, ...).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend cannot be reached or is overloaded; the caller may retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back (e.g. a record written by an unknown future version).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidQuery(_) => ErrorCode::BadRequest,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
+            Error::Corrupt(_) | Error::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// A trace store. All methods are project-scoped: no call can read or change another project's
+/// records.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs and `/metrics` (`sqlite`, `clickhouse`).
+    fn backend_name(&self) -> &'static str;
+
+    /// Writes a batch durably: when this returns `Ok`, every span in it survives a crash of the
+    /// process. Spans already stored (same project, trace id and span id) are skipped, not
+    /// duplicated, and not counted twice in trace roll-ups. Spans may belong to many projects
+    /// and traces, and may arrive in any order (children before parents).
+    async fn write_spans(&self, spans: &[StoredSpan]) -> Result<WriteStats>;
+
+    /// Every span of one trace, in start-time order; empty when the trace is unknown.
+    async fn get_trace(&self, project: &ProjectId, trace_id: TraceId) -> Result<Vec<StoredSpan>>;
+
+    /// Spans matching a query, newest first.
+    async fn search_spans(&self, project: &ProjectId, query: &SpanQuery)
+    -> Result<Page<StoredSpan>>;
+
+    /// Traces with at least one span matching the query's filter, newest first.
+    async fn search_traces(
+        &self,
+        project: &ProjectId,
+        query: &TraceQuery,
+    ) -> Result<Page<TraceSummary>>;
+
+    /// The traces of one session (conversation), oldest first.
+    async fn session_traces(
+        &self,
+        project: &ProjectId,
+        session_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TraceSummary>>;
+
+    /// Distinct values for pick lists, most frequent first.
+    async fn facets(&self, project: &ProjectId, query: &FacetQuery) -> Result<Facets>;
+
+    /// Grouped, optionally time-bucketed statistics over spans (for dashboards).
+    async fn aggregate(
+        &self,
+        project: &ProjectId,
+        query: &AggregateQuery,
+    ) -> Result<Vec<AggregateRow>>;
+
+    /// All spans of all projects in a stable order, a page at a time (for `loupe reindex` and
+    /// other maintenance). `after` is the `next_cursor` of the previous page.
+    async fn scan_spans(&self, after: Option<&Cursor>, limit: u32) -> Result<Page<StoredSpan>>;
+
+    /// Replaces the derived views of stored spans (matched by project, trace id and span id);
+    /// the raw spans are left as they are. Returns how many spans were updated.
+    async fn update_views(&self, spans: &[StoredSpan]) -> Result<u64>;
+
+    /// Saves (inserts or replaces by `key_hash`) an API key record.
+    async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<()>;
+
+    /// The API key with this SHA-256 hash (hex), if any.
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
+
+    /// The API keys of a project, without their hashes' preimages (which are never stored).
+    async fn list_api_keys(&self, project: &ProjectId) -> Result<Vec<ApiKeyRecord>>;
+
+    /// Deletes an API key by its id; `Ok(false)` when there was none.
+    async fn delete_api_key(&self, project: &ProjectId, key_id: &str) -> Result<bool>;
+}
