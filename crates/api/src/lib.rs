@@ -1,1 +1,43 @@
-//! The query API (/api/v1): JSON wire types, trace trees and roll-ups, search, facets, sessions; serves the embedded console.
+//! The query API under `/api/v1`: one trace as a tree with roll-ups, trace and span search,
+//! sessions, facets and aggregates. JSON only; the wire types live in [`dto`] and are this
+//! crate's own (the store's types never reach the wire directly).
+//!
+//! **API Boundary:** [`router`] with an [`ApiState`]. Every handler resolves the caller's project
+//! from its API key first (see `auth`), and every store call is scoped to that project, so one
+//! project can never read another's data.
+//!
+//! Errors are `{"error":{"code":"bad_request","message":"…"}}` with the HTTP status of the code
+//! ([`ApiError`]). Documented with examples in `docs/api.md`.
+
+pub mod console;
+pub mod datasets;
+pub mod dto;
+mod error;
+pub mod feedback;
+mod params;
+mod routes;
+pub mod time;
+pub mod tree;
+
+use std::sync::Arc;
+
+use axum::Router;
+use store::Store;
+
+pub use error::ApiError;
+
+/// What the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    pub auth: auth::Auth,
+}
+
+/// The `/api/v1` routes.
+pub fn router(state: ApiState) -> Router {
+    routes::router()
+        .merge(feedback::router())
+        .merge(datasets::router())
+        .with_state(state)
+        .merge(console::router())
+}

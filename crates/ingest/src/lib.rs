@@ -1,1 +1,198 @@
-//! OTLP receivers: otlp_http (axum) and otlp_grpc (tonic). Decode, authenticate, hand batches to the pipeline, answer per the OTLP spec.
+//! OTLP receivers: [`otlp_http`] (axum, `POST /v1/traces`) and [`otlp_grpc`] (tonic,
+//! `TraceService/Export`). Each one authenticates the request, reads the body under a size cap
+//! (compressed and decompressed), decodes it with `otlp`, hands the valid spans to the pipeline
+//! and answers as the OTLP spec asks: a partial success when some spans were rejected, a
+//! retryable status with `Retry-After` when the write queue is full.
+//!
+//! **API Boundary:** [`IngestState`] is all a receiver needs; `app` builds it once and mounts
+//! [`otlp_http::router`] and [`otlp_grpc::server`].
+
+pub mod metrics;
+pub mod otlp_grpc;
+pub mod otlp_http;
+
+use std::sync::Arc;
+
+use model::ErrorCode;
+use pipeline::Pipeline;
+
+pub use metrics::IngestMetrics;
+
+/// The OTLP default request size limit (after decompression).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Validated receiver settings.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// The largest request accepted, compressed and decompressed (HTTP 413 / gRPC
+    /// `RESOURCE_EXHAUSTED` past it).
+    pub max_body_bytes: usize,
+    /// The most request bytes being read, decompressed or decoded at once, over all requests.
+    /// Past it, new requests get a retryable 503 / `UNAVAILABLE`, so memory stays bounded.
+    pub max_inflight_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> IngestConfig {
+        IngestConfig {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_inflight_bytes: 4 * DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error(
+        "unsupported content type {0:?}: send application/x-protobuf or application/json"
+    )]
+    UnsupportedContentType(String),
+    #[error("unsupported content encoding {0:?}: send gzip or no compression")]
+    UnsupportedContentEncoding(String),
+    #[error("gzip body could not be decompressed: {0}")]
+    Gzip(#[source] std::io::Error),
+    #[error("request body could not be read: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Decode(#[from] otlp::Error),
+    #[error(transparent)]
+    Auth(#[from] auth::Error),
+    #[error(transparent)]
+    Pipeline(#[from] pipeline::Error),
+    #[error("too many request bytes in flight; retry after {retry_after_secs}s")]
+    Busy { retry_after_secs: u32 },
+    #[error(
+        "the {signal} signal is not supported yet: loupe accepts traces only (POST /v1/traces, TraceService/Export)"
+    )]
+    SignalNotSupported { signal: &'static str },
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::UnsupportedContentType(_) | Error::UnsupportedContentEncoding(_) => {
+                ErrorCode::UnsupportedMediaType
+            }
+            Error::Gzip(_) | Error::Body(_) => ErrorCode::BadRequest,
+            Error::Decode(error) => error.code(),
+            Error::Auth(error) => error.code(),
+            Error::Pipeline(error) => error.code(),
+            Error::Busy { .. } => ErrorCode::Unavailable,
+            Error::SignalNotSupported { .. } => ErrorCode::NotImplemented,
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for retryable errors.
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            Error::Pipeline(error) => error.retry_after_secs(),
+            Error::Busy { retry_after_secs } => Some(*retry_after_secs),
+            Error::Auth(error) if error.code().is_retryable() => Some(5),
+            _ => None,
+        }
+    }
+
+    /// A short, stable name for `/metrics` labels.
+    pub fn outcome(&self) -> &'static str {
+        match self.code() {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::PayloadTooLarge => "too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::TooManyRequests | ErrorCode::Unavailable => "overloaded",
+            ErrorCode::NotImplemented => "not_implemented",
+            ErrorCode::NotFound | ErrorCode::Conflict | ErrorCode::Internal => "error",
+        }
+    }
+}
+
+/// The `google.rpc.Code` for an error code: the one place that mapping is written for OTLP
+/// (the gRPC status, and the `code` field of HTTP error bodies).
+pub fn rpc_code(code: ErrorCode) -> tonic::Code {
+    match code {
+        ErrorCode::BadRequest => tonic::Code::InvalidArgument,
+        ErrorCode::Unauthorized => tonic::Code::Unauthenticated,
+        ErrorCode::NotFound => tonic::Code::NotFound,
+        ErrorCode::Conflict => tonic::Code::AlreadyExists,
+        // Not retryable without RetryInfo, which is what the spec asks for an over-limit request.
+        ErrorCode::PayloadTooLarge => tonic::Code::ResourceExhausted,
+        ErrorCode::UnsupportedMediaType => tonic::Code::InvalidArgument,
+        ErrorCode::TooManyRequests | ErrorCode::Unavailable => tonic::Code::Unavailable,
+        ErrorCode::Internal => tonic::Code::Internal,
+        ErrorCode::NotImplemented => tonic::Code::Unimplemented,
+    }
+}
+
+/// Everything a receiver needs. Cheap to clone.
+#[derive(Clone)]
+pub struct IngestState {
+    pub pipeline: Pipeline,
+    pub auth: auth::Auth,
+    pub config: Arc<IngestConfig>,
+    pub metrics: Arc<IngestMetrics>,
+    /// Bytes of request bodies being processed, bounded by `max_inflight_bytes`.
+    inflight: Arc<tokio::sync::Semaphore>,
+}
+
+impl IngestState {
+    pub fn new(
+        pipeline: Pipeline,
+        auth: auth::Auth,
+        config: IngestConfig,
+        metrics: Arc<IngestMetrics>,
+    ) -> IngestState {
+        let inflight = tokio::sync::Semaphore::new(config.max_inflight_bytes);
+        IngestState {
+            pipeline,
+            auth,
+            config: Arc::new(config),
+            metrics,
+            inflight: Arc::new(inflight),
+        }
+    }
+
+    /// Reserves `n_bytes` of the in-flight budget, or fails at once with [`Error::Busy`].
+    fn reserve(&self, n_bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        let n_bytes = n_bytes.clamp(1, self.config.max_inflight_bytes);
+        let n_permits = u32::try_from(n_bytes).unwrap_or(u32::MAX);
+        self.inflight.clone().try_acquire_many_owned(n_permits).map_err(|_| {
+            self.metrics.busy();
+            Error::Busy { retry_after_secs: 1 }
+        })
+    }
+
+    /// Hands the decoded spans to the pipeline and waits until they are durable.
+    async fn submit(
+        &self,
+        transport: &'static str,
+        project: model::ProjectId,
+        decoded: otlp::Decoded,
+    ) -> Result<Vec<otlp::Rejected>, Error> {
+        let otlp::Decoded { spans, rejected } = decoded;
+        let n_spans = spans.len();
+        if !rejected.is_empty() {
+            tracing::debug!(n_rejected = rejected.len(), reason = %rejected[0].reason, "rejected malformed spans");
+        }
+        self.metrics.spans_rejected(transport, "invalid_span", rejected.len());
+        if n_spans > 0 {
+            let batch = pipeline::Batch { project, spans };
+            if let Err(error) = self.pipeline.submit(batch).await {
+                let reason = match error.code() {
+                    ErrorCode::Unavailable | ErrorCode::TooManyRequests => "overloaded",
+                    ErrorCode::PayloadTooLarge => "too_large",
+                    _ => "store_error",
+                };
+                self.metrics.spans_rejected(transport, reason, n_spans);
+                return Err(error.into());
+            }
+        }
+        self.metrics.spans_accepted(transport, n_spans);
+        Ok(rejected)
+    }
+}
+
+#[cfg(test)]
+mod tests;

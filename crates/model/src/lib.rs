@@ -4,13 +4,22 @@
 //! **Architecture Invariant:** this crate does no IO, has no async, and knows nothing about OTLP,
 //! HTTP or SQL. Every other crate depends on it; it depends on none of them.
 
+mod dataset;
 mod error;
+mod feedback;
 mod ids;
 mod llm;
 mod project;
 mod span;
 
+pub use dataset::{
+    Dataset, DatasetItem, DatasetVersion, ExpectedSource, ItemInput, ItemSource, Split,
+};
 pub use error::ErrorCode;
+pub use feedback::{
+    Feedback, FeedbackContent, FeedbackRevision, FeedbackSource, FeedbackTarget, Rating,
+    ScoreConfig, ScoreKind, ScoreValue,
+};
 pub use ids::{IdError, SpanId, TraceId};
 pub use llm::{
     Document, LlmView, Message, Part, RequestParams, SpanType, Usage, ViewFlags,

@@ -12,7 +12,9 @@ pub enum AnyValue {
     String(String),
     Bool(bool),
     Int(i64),
-    Double(f64),
+    /// Non-finite values are serialized as the strings `NaN`, `Infinity`, `-Infinity` (JSON has
+    /// no number for them), and read back from those strings.
+    Double(#[serde(with = "json_double")] f64),
     /// Raw bytes, serialized as base64 in stored JSON.
     Bytes(#[serde(with = "base64_bytes")] Vec<u8>),
     Array(Vec<AnyValue>),
@@ -339,5 +341,59 @@ pub(crate) mod base64_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(deserializer)?;
         STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `f64` in stored JSON: finite values as numbers, non-finite ones as proto3 JSON's strings.
+pub(crate) mod json_double {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            serializer.serialize_f64(*value)
+        } else if value.is_nan() {
+            serializer.serialize_str("NaN")
+        } else if *value > 0.0 {
+            serializer.serialize_str("Infinity")
+        } else {
+            serializer.serialize_str("-Infinity")
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        match NumberOrText::deserialize(deserializer)? {
+            NumberOrText::Number(n) => Ok(n),
+            NumberOrText::Text(text) => match text.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                other => other.parse().map_err(serde::de::Error::custom),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AnyValue;
+
+    #[test]
+    fn non_finite_doubles_survive_json() {
+        for value in [f64::INFINITY, f64::NEG_INFINITY, 1.5] {
+            let json = serde_json::to_string(&AnyValue::Double(value)).unwrap();
+            let back: AnyValue = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, AnyValue::Double(value), "{json}");
+        }
+        let json = serde_json::to_string(&AnyValue::Double(f64::NAN)).unwrap();
+        assert_eq!(json, r#"{"double":"NaN"}"#);
+        let back: AnyValue = serde_json::from_str(&json).unwrap();
+        assert!(matches!(back, AnyValue::Double(d) if d.is_nan()));
     }
 }

@@ -15,6 +15,14 @@ mod config;
 mod processor;
 mod writer;
 
+pub mod content;
+pub mod fingerprint;
+#[cfg(test)]
+mod golden;
+pub mod price;
+pub mod processors;
+pub mod redact;
+
 use std::sync::Arc;
 
 use model::{ErrorCode, ProjectId, RawSpan, StoredSpan};
@@ -38,6 +46,9 @@ pub enum Error {
     /// The pipeline is shutting down.
     #[error("shutting down")]
     ShuttingDown,
+    /// A processor section of the config is invalid (bad regex, unknown detector, bad price).
+    #[error("invalid pipeline config: {0}")]
+    Config(String),
 }
 
 impl Error {
@@ -45,6 +56,7 @@ impl Error {
         match self {
             Error::Overloaded { .. } | Error::ShuttingDown => ErrorCode::Unavailable,
             Error::BatchTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::Config(_) => ErrorCode::BadRequest,
             Error::Store(e) => match e.code() {
                 ErrorCode::BadRequest => ErrorCode::Internal,
                 code => code,

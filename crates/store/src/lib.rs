@@ -15,12 +15,15 @@ pub mod suite;
 pub mod syntax;
 
 use async_trait::async_trait;
-use model::{ErrorCode, ProjectId, StoredSpan, TraceId};
+use model::{
+    Dataset, DatasetItem, DatasetVersion, ErrorCode, Feedback, FeedbackTarget, ProjectId,
+    ScoreConfig, SpanId, StoredSpan, TraceId, UnixNanos,
+};
 
 pub use query::{
-    AggregateQuery, AggregateRow, ApiKeyRecord, CmpOp, Cursor, Expr, FacetQuery, Facets, Field,
-    GroupBy, Metric, Page, SpanQuery, TimeRange, TraceQuery, TraceSummary, Value,
-    WriteStats,
+    AggregateQuery, AggregateRow, ApiKeyRecord, CmpOp, Cursor, DatasetRef, Expr, FacetQuery,
+    Facets, Field, GroupBy, Metric, NewDatasetVersion, Page, SpanQuery, TimeRange, TraceQuery,
+    TraceSummary, Value, WriteStats,
 };
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -120,4 +123,152 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes an API key by its id; `Ok(false)` when there was none.
     async fn delete_api_key(&self, project: &ProjectId, key_id: &str) -> Result<bool>;
+
+    // Feedback, score configs and datasets. Backends that do not keep these records yet get
+    // these default bodies, which fail with `Error::Internal`.
+
+    /// Saves a feedback entry: inserts it, or replaces the entry with the same id (the caller
+    /// has already moved the old content into `history`). Feedback on a span that is not
+    /// stored yet is accepted as is: it is found by the span's id once the span is written.
+    async fn put_feedback(&self, feedback: &Feedback) -> Result<()> {
+        let _ = feedback;
+        Err(unsupported("feedback"))
+    }
+
+    /// One feedback entry by id.
+    async fn get_feedback(&self, project: &ProjectId, id: &str) -> Result<Option<Feedback>> {
+        let _ = (project, id);
+        Err(unsupported("feedback"))
+    }
+
+    /// The feedback on exactly this target, oldest first. A span target matches by span id,
+    /// whatever trace id the entry was given.
+    async fn list_feedback(
+        &self,
+        project: &ProjectId,
+        target: &FeedbackTarget,
+    ) -> Result<Vec<Feedback>> {
+        let _ = (project, target);
+        Err(unsupported("feedback"))
+    }
+
+    /// All feedback on a trace: on the trace itself and on any of its stored spans, oldest
+    /// first.
+    async fn trace_feedback(
+        &self,
+        project: &ProjectId,
+        trace_id: TraceId,
+    ) -> Result<Vec<Feedback>> {
+        let _ = (project, trace_id);
+        Err(unsupported("feedback"))
+    }
+
+    /// Feedback on spans that are not stored (yet), created before `created_before_ns`, oldest
+    /// first: what is still waiting for its span after a grace period.
+    async fn pending_feedback(
+        &self,
+        project: &ProjectId,
+        created_before_ns: UnixNanos,
+        limit: u32,
+    ) -> Result<Vec<Feedback>> {
+        let _ = (project, created_before_ns, limit);
+        Err(unsupported("feedback"))
+    }
+
+    /// Deletes a feedback entry; `Ok(false)` when there was none.
+    async fn delete_feedback(&self, project: &ProjectId, id: &str) -> Result<bool> {
+        let _ = (project, id);
+        Err(unsupported("feedback"))
+    }
+
+    /// Saves (inserts or replaces by name) a score config.
+    async fn put_score_config(&self, project: &ProjectId, config: &ScoreConfig) -> Result<()> {
+        let _ = (project, config);
+        Err(unsupported("score configs"))
+    }
+
+    /// The project's score configs, by name.
+    async fn list_score_configs(&self, project: &ProjectId) -> Result<Vec<ScoreConfig>> {
+        let _ = project;
+        Err(unsupported("score configs"))
+    }
+
+    /// Deletes a score config; `Ok(false)` when there was none. Scores already given stay.
+    async fn delete_score_config(&self, project: &ProjectId, name: &str) -> Result<bool> {
+        let _ = (project, name);
+        Err(unsupported("score configs"))
+    }
+
+    /// Creates a dataset without versions; `Error::Conflict` when the name is taken.
+    async fn create_dataset(&self, dataset: &Dataset) -> Result<()> {
+        let _ = dataset;
+        Err(unsupported("datasets"))
+    }
+
+    async fn get_dataset(&self, project: &ProjectId, name: &str) -> Result<Option<Dataset>> {
+        let _ = (project, name);
+        Err(unsupported("datasets"))
+    }
+
+    /// The project's datasets, by name.
+    async fn list_datasets(&self, project: &ProjectId) -> Result<Vec<Dataset>> {
+        let _ = project;
+        Err(unsupported("datasets"))
+    }
+
+    /// Makes the next version of a dataset from its base version and the changes, atomically:
+    /// on error nothing is written. `Error::NotFound` for an unknown dataset or base version.
+    async fn create_dataset_version(
+        &self,
+        project: &ProjectId,
+        dataset: &str,
+        changes: &NewDatasetVersion,
+    ) -> Result<DatasetVersion> {
+        let _ = (project, dataset, changes);
+        Err(unsupported("datasets"))
+    }
+
+    async fn get_dataset_version(
+        &self,
+        project: &ProjectId,
+        dataset: &str,
+        version: u32,
+    ) -> Result<Option<DatasetVersion>> {
+        let _ = (project, dataset, version);
+        Err(unsupported("datasets"))
+    }
+
+    /// A dataset's versions, oldest first.
+    async fn list_dataset_versions(
+        &self,
+        project: &ProjectId,
+        dataset: &str,
+    ) -> Result<Vec<DatasetVersion>> {
+        let _ = (project, dataset);
+        Err(unsupported("datasets"))
+    }
+
+    /// The items of one version in a stable order (by item id), a page at a time; `after` is
+    /// the previous page's `next_cursor`. `Error::NotFound` for an unknown version.
+    async fn dataset_items(
+        &self,
+        project: &ProjectId,
+        dataset: &str,
+        version: u32,
+        after: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Page<DatasetItem>> {
+        let _ = (project, dataset, version, after, limit);
+        Err(unsupported("datasets"))
+    }
+
+    /// The dataset versions holding an item made from this span (or merged from it).
+    async fn span_datasets(&self, project: &ProjectId, span_id: SpanId) -> Result<Vec<DatasetRef>> {
+        let _ = (project, span_id);
+        Err(unsupported("datasets"))
+    }
+}
+
+fn unsupported(what: &str) -> Error {
+    Error::Internal(format!("{what} not supported by this backend"))
 }

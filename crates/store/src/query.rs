@@ -269,3 +269,29 @@ impl Field {
         SpanType::parse(text)
     }
 }
+
+/// A dataset version that holds items from some span (provenance, the span's side).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    pub dataset: String,
+    pub version: u32,
+    pub item_id: String,
+}
+
+/// What a new dataset version changes relative to its base version.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NewDatasetVersion {
+    /// The version to start from; `None` starts from an empty dataset.
+    pub base: Option<u32>,
+    /// Items to add; an item whose id is already in the base replaces it (an edit).
+    pub add: Vec<model::DatasetItem>,
+    /// Item ids to remove from the base.
+    pub remove: Vec<String>,
+    /// Merge added items into base items with the same input fingerprint: the added item
+    /// replaces the base item (the newer record wins).
+    pub merge_duplicates: bool,
+    /// The query the added items were selected with, recorded on the version.
+    pub query: Option<String>,
+    pub note: Option<String>,
+    pub created_ns: UnixNanos,
+}

@@ -1,0 +1,86 @@
+//! Config loading: every example config in `docs/` parses and validates, env overrides apply,
+//! and mistakes get clear messages.
+
+use expect_test::expect;
+
+use super::*;
+
+fn docs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs")
+}
+
+#[test]
+fn every_example_config_in_docs_parses() {
+    let mut n_checked = 0;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(docs_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let raw = load(Some(&path), &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        Config::from_raw(raw).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        n_checked += 1;
+    }
+    assert!(n_checked >= 1, "docs/loupe.toml is missing");
+}
+
+#[test]
+fn env_overrides_file_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loupe.toml");
+    std::fs::write(&path, "data_dir = \"a\"\n[server]\nhttp_addr = \"127.0.0.1:1\"\n").unwrap();
+    let env = [
+        ("LOUPE_DATA_DIR", "/tmp/loupe-b"),
+        ("LOUPE_SERVER__HTTP_ADDR", "127.0.0.1:0"),
+        ("LOUPE_INGEST__MAX_BODY_BYTES", "2048"),
+        ("LOUPE_URL", "http://ignored"),
+        ("LOUPE_TEST_PYTHON", "ignored"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let config = Config::from_raw(load(Some(&path), &env).unwrap()).unwrap();
+    expect![[r#"
+    "#]]
+    .assert_eq(&format!(
+        "{} {} {:?} {}",
+        config.data_dir.display(),
+        config.http_addr,
+        config.grpc_addr,
+        config.ingest.max_body_bytes
+    ));
+}
+
+#[track_caller]
+fn check_error(toml_text: &str, expect: expect_test::Expect) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loupe.toml");
+    std::fs::write(&path, toml_text).unwrap();
+    let res = load(Some(&path), &[]).and_then(Config::from_raw);
+    let message = match res {
+        Ok(_) => "ok".to_owned(),
+        Err(error) => format!("{error:#}").replace(&path.display().to_string(), "loupe.toml"),
+    };
+    expect.assert_eq(&message);
+}
+
+#[test]
+fn mistakes_are_explained() {
+    check_error("[server]\nhttp_adr = \"x\"\n", expect![[r#""#]]);
+    check_error("[server]\nhttp_addr = \"nowhere\"\n", expect![[r#""#]]);
+    check_error("[[auth.keys]]\nproject = \"Bad Name\"\nkey = \"k\"\n", expect![[r#""#]]);
+    check_error("[[auth.keys]]\nproject = \"a\"\n", expect![[r#""#]]);
+    check_error("[ingest]\nmax_body_bytes = 10\n", expect![[r#""#]]);
+}
+
+#[test]
+fn keys_in_the_file_require_keys_by_default() {
+    let raw: RawConfig = toml::from_str(
+        "[[auth.keys]]\nproject = \"a\"\nkey = \"secret\"\n[[auth.keys]]\nproject = \"b\"\nkey_sha256 = \"2C26B46B68FFC68FF99B453C1D30413413422D706483BFA0F98A5E886266E7AE\"\n",
+    )
+    .unwrap();
+    let config = Config::from_raw(raw).unwrap();
+    assert!(config.auth.require_key);
+    assert_eq!(config.auth.keys[0].key_sha256, auth::hash_key("secret"));
+    assert_eq!(config.auth.keys[1].key_sha256, auth::hash_key("foo"));
+}

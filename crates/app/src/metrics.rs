@@ -1,0 +1,165 @@
+//! `/metrics` in the Prometheus text format: the receivers' counters (from `ingest`), the write
+//! queue and store counters (read from the pipeline at scrape time), the processors' counters,
+//! and the latency of every HTTP request by route.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+    status: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Everything `/metrics` reports. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Metrics {
+    registry: Arc<Registry>,
+    pub(crate) ingest: Arc<ingest::IngestMetrics>,
+    http: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Metrics {
+    pub(crate) fn new(
+        pipeline: pipeline::Pipeline,
+        processors: Arc<pipeline::processors::Processors>,
+        backend: &'static str,
+        gateway: &gateway::GatewayMetrics,
+    ) -> Metrics {
+        let mut registry = Registry::default();
+        let ingest = Arc::new(ingest::IngestMetrics::default());
+        ingest.register(&mut registry);
+        gateway.register(&mut registry);
+        let http: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "loupe_http_request_duration_seconds",
+            "HTTP request latency by route and status",
+            http.clone(),
+        );
+        registry.register_collector(Box::new(PipelineCollector { pipeline, processors, backend }));
+        Metrics { registry: Arc::new(registry), ingest, http }
+    }
+
+    pub(crate) fn router(&self) -> Router {
+        Router::new().route("/metrics", get(scrape)).with_state(self.clone())
+    }
+}
+
+async fn scrape(State(metrics): State<Metrics>) -> Response {
+    let mut text = String::new();
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &metrics.registry) {
+        tracing::error!(error = %error, "encoding metrics failed");
+        return http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// Middleware: request latency by matched route (not raw path, to keep labels few).
+pub(crate) async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let labels = RouteLabels { method, route, status: response.status().as_u16().to_string() };
+    metrics.http.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: String,
+}
+
+struct PipelineCollector {
+    pipeline: pipeline::Pipeline,
+    processors: Arc<pipeline::processors::Processors>,
+    backend: &'static str,
+}
+
+impl std::fmt::Debug for PipelineCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for PipelineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.pipeline.stats();
+        let gauges = [
+            ("loupe_queue_spans", "Spans waiting in the write queue", stats.queued_spans),
+            ("loupe_queue_capacity_spans", "Capacity of the write queue", stats.capacity_spans),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value as i64);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let labels = BackendLabels { backend: self.backend.to_owned() };
+        let counters = [
+            ("loupe_store_spans_written", "Spans written to the store", stats.written_spans),
+            (
+                "loupe_store_spans_duplicate",
+                "Spans skipped by the store because they were already stored",
+                stats.duplicate_spans,
+            ),
+            ("loupe_store_writes", "Store write transactions (group commits)", stats.store_writes),
+            ("loupe_store_write_errors", "Store writes that failed", stats.store_errors),
+            (
+                "loupe_queue_rejected_spans",
+                "Spans refused because the write queue was full",
+                stats.rejected_overload,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            let mut descriptor = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(descriptor.encode_family(&labels)?)?;
+        }
+        // One family per counter name; a counter with labels (e.g. redactions by kind) has
+        // several series under one name.
+        let mut families: std::collections::BTreeMap<String, Vec<(Vec<(String, String)>, u64)>> =
+            Default::default();
+        for counter in self.processors.counters() {
+            let name = format!("loupe_processor_{}_{}", counter.processor, counter.name);
+            let labels = counter.labels.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+            families.entry(name).or_default().push((labels, counter.value));
+        }
+        for (name, series) in families {
+            let mut descriptor = encoder.encode_descriptor(
+                &name,
+                "A pipeline processor counter",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (labels, value) in series {
+                ConstCounter::new(value).encode(descriptor.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}

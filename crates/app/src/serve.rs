@@ -1,0 +1,195 @@
+//! `loupe serve`: opens the store, starts the pipeline, binds the HTTP and gRPC listeners,
+//! prints one `listening on` line per listener, and on SIGTERM / Ctrl-C stops accepting,
+//! finishes in-flight requests and flushes the pipeline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::ServeArgs;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Opens the configured store (blocking work, run on the blocking pool).
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let sqlite = config.sqlite.clone();
+    let path = sqlite.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || store_sqlite::SqliteStore::open(sqlite))
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the SQLite store in {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Builds the pipeline with the configured processors.
+pub(crate) fn start_pipeline(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<(pipeline::Pipeline, Arc<pipeline::processors::Processors>)> {
+    let processors = pipeline::processors::Processors::from_raw(&config.processors)
+        .context("reading the [pipeline] processor settings")?;
+    let processors = Arc::new(processors);
+    let pipeline = pipeline::Pipeline::start(config.queue.clone(), processors.chain(), store);
+    Ok((pipeline, processors))
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut raw = crate::load_raw_config(&args.data)?;
+    if let Some(addr) = args.http_addr {
+        raw.server.http_addr = Some(addr);
+    }
+    if let Some(addr) = args.grpc_addr {
+        raw.server.grpc_addr = Some(addr);
+    }
+    let config = Config::from_raw(raw)?;
+
+    let auth_config = config.auth.clone();
+    let exposed = [Some(config.http_addr), config.grpc_addr]
+        .into_iter()
+        .flatten()
+        .find(|addr| !addr.ip().is_loopback());
+    if let Some(addr) = exposed
+        && !auth_config.require_key
+        && !args.insecure
+    {
+        bail!(
+            "refusing to listen on {addr} without API keys: anyone who can reach it could read \
+             and write your traces. Configure keys ([[auth.keys]] in loupe.toml, see \
+             docs/configuration.md) or pass --insecure"
+        );
+    }
+
+    let store = open_store(&config).await?;
+    let (pipeline, processors) = start_pipeline(&config, store.clone())?;
+    let auth = auth::Auth::new(auth_config, Some(store.clone()));
+
+    // The recording gateway records through the pipeline; spans waiting for a slow or failed
+    // store spill into the data dir.
+    let gateway = gateway::Gateway::new(
+        config.gateway.clone(),
+        pipeline.clone(),
+        config.data_dir.join("gateway-spill"),
+    )
+    .context("starting the gateway")?;
+
+    let metrics =
+        Metrics::new(pipeline.clone(), processors.clone(), store.backend_name(), &gateway.metrics());
+    let ingest_state =
+        ingest::IngestState::new(pipeline.clone(), auth.clone(), config.ingest.clone(), metrics.ingest.clone());
+    let api_state = api::ApiState { store: store.clone(), auth: auth.clone() };
+
+    let app: Router = Router::new()
+        .merge(ingest::otlp_http::router(ingest_state.clone()))
+        .merge(api::router(api_state))
+        .merge(gateway.router())
+        .merge(metrics.router())
+        .layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::metrics::track));
+
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("listening on {}", config.http_addr))?;
+    let http_addr = http_listener.local_addr().context("reading the HTTP address")?;
+    let grpc_listener = match config.grpc_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?,
+        ),
+        None => None,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http_server = {
+        let stop = wait_for(stop_rx.clone());
+        tokio::spawn(async move {
+            axum::serve(http_listener, app).with_graceful_shutdown(stop).await
+        })
+    };
+    let grpc = match grpc_listener {
+        Some(listener) => {
+            let addr = listener.local_addr().context("reading the gRPC address")?;
+            let stop = wait_for(stop_rx.clone());
+            let service = ingest::otlp_grpc::server(ingest_state);
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let task = tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .concurrency_limit_per_connection(64)
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(incoming, stop)
+                    .await
+            });
+            Some((addr, task))
+        }
+        None => None,
+    };
+
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        backend = store.backend_name(),
+        require_key = auth.requires_key(),
+        "loupe started"
+    );
+    println!("listening on {} (OTLP/HTTP, API, console, /metrics)", url(http_addr));
+    if let Some((addr, _)) = &grpc {
+        println!("listening on {} (OTLP/gRPC)", url(*addr));
+    }
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests and flushing the write queue");
+    let _ = stop_tx.send(true);
+    match http_server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(error = %error, "http server failed"),
+        Err(error) => tracing::error!(error = %error, "http server task failed"),
+    }
+    if let Some((_, task)) = grpc {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(error = %error, "grpc server failed"),
+            Err(error) => tracing::error!(error = %error, "grpc server task failed"),
+        }
+    }
+    gateway.shutdown().await;
+    pipeline.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+async fn wait_for(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,128 @@
+//! The recording gateway in the real binary: the official `openai` and `anthropic` Python
+//! clients and an OTel-instrumented Python app call LLMs through `loupe serve` (upstream: the
+//! fake LLM), and the calls are read back through the API as traces.
+
+use std::time::Duration;
+
+use expect_test::expect;
+use serde_json::Value;
+use test_support::fake_llm::FakeLlm;
+use test_support::{App, eventually, spawn_app};
+
+use crate::render_tree;
+
+/// A config whose `openai` and `anthropic` routes point at the fake upstream.
+fn config(upstream: &FakeLlm) -> String {
+    format!(
+        "[gateway.routes.openai]\nkind = \"openai\"\nbase_url = \"{url}\"\n\n\
+         [gateway.routes.anthropic]\nkind = \"anthropic\"\nbase_url = \"{url}\"\n",
+        url = upstream.url()
+    )
+}
+
+/// Runs a script of `python/` with the gateway's and the upstream's URLs; returns its JSON line.
+async fn run_python(script: &str, app: &App, upstream: &FakeLlm, otlp: bool) -> Value {
+    let path = format!("{}/tests/it/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut command = tokio::process::Command::new(test_support::python());
+    command
+        .arg(&path)
+        .env("LOUPE_GATEWAY_URL", &app.http_url)
+        .env("LOUPE_UPSTREAM_URL", upstream.url());
+    if otlp {
+        command.env("LOUPE_OTLP_ENDPOINT", &app.http_url);
+    } else {
+        command.env_remove("LOUPE_OTLP_ENDPOINT");
+    }
+    let output = command.output().await.expect("running python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        app.logs()
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// The trace, once it has `n_spans` spans.
+async fn trace(app: &App, trace_id: &str, n_spans: u64) -> Value {
+    eventually(Duration::from_secs(10), "the recorded trace", || async {
+        let response = app.get(&format!("/api/v1/traces/{trace_id}"), &[]).await;
+        if response.status != 200 {
+            return None;
+        }
+        let tree = response.json();
+        (tree["rollup"]["n_spans"] == n_spans).then_some(tree)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_clients_are_recorded_without_credentials() {
+    let upstream = FakeLlm::start().await;
+    let app = spawn_app(&config(&upstream)).await;
+    let out = run_python("gateway_clients.py", &app, &upstream, false).await;
+    let calls = out["calls"].as_array().unwrap();
+    let mut rendered = String::new();
+    for call in calls {
+        let tree = trace(&app, call["trace_id"].as_str().unwrap(), 1).await;
+        rendered.push_str(&format!("{}: {}", call["call"].as_str().unwrap(), render_tree(&tree)));
+    }
+    expect![[r#"
+    "#]]
+    .assert_eq(&rendered);
+
+    let metrics = app.get("/metrics", &[]).await.text();
+    assert!(metrics.contains("loupe_gateway_requests_total{route=\"openai\"}"), "{metrics}");
+    assert!(metrics.contains("loupe_gateway_dropped_spans_total 0"), "{metrics}");
+
+    // No credential reaches any file of the data dir (database, WAL, spill files).
+    let mut n_files = 0;
+    let mut stack = vec![app.data_dir()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            n_files += 1;
+            let bytes = std::fs::read(&path).unwrap();
+            for secret in ["sk-py-caller-0001", "sk-ant-py-caller-0001"] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{secret} found in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(n_files > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_app_span_is_the_parent_of_the_gateway_span() {
+    let upstream = FakeLlm::start().await;
+    let app = spawn_app(&config(&upstream)).await;
+    let out = run_python("gateway_otel.py", &app, &upstream, true).await;
+    assert_eq!(out["gateway_trace_id"], out["app_trace_id"]);
+    let tree = trace(&app, out["app_trace_id"].as_str().unwrap(), 2).await;
+    expect![[r#"
+    "#]]
+    .assert_eq(&render_tree(&tree));
+}
+
+#[tokio::test]
+async fn unknown_route_lists_the_configured_routes() {
+    let upstream = FakeLlm::start().await;
+    let app = spawn_app(&config(&upstream)).await;
+    let body = br#"{"model": "nope/gpt-4o", "messages": []}"#.to_vec();
+    let response = app
+        .post("/v1/chat/completions", &[("content-type", "application/json")], body)
+        .await;
+    response.assert_status(400);
+    assert_eq!(
+        response.json()["error"]["message"],
+        "unknown route \"nope\"; configured routes: anthropic, openai"
+    );
+}

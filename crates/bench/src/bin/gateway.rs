@@ -1,0 +1,399 @@
+//! `loupe-bench-gateway`: how much latency the recording gateway adds, compared with calling the
+//! same upstream directly, at fixed request rates (open loop), for plain and streamed chat
+//! completions (time to first byte and total); the gateway's maximum throughput (closed loop);
+//! whether every call was recorded; and the gateway's memory.
+//!
+//! The upstream is the nginx mock in `/work/shared/bench/mock-upstream` (`start.sh`, listening
+//! on 127.0.0.1:18080). By default the program starts the gateway itself, as a child process
+//! (`loupe-bench-gateway serve`) recording into SQLite through the real pipeline; `--gateway URL
+//! --gateway-pid PID` measures an already running `loupe serve` instead, whose `[gateway]` has
+//! the routes `mock` (`http://127.0.0.1:18080/v1`, the default route) and `mockstream`
+//! (`http://127.0.0.1:18080/stream/v1`).
+//!
+//! ```sh
+//! /work/shared/bench/mock-upstream/start.sh
+//! cargo run --release -p bench --bin loupe-bench-gateway -- --rates 1000,5000 --secs 10
+//! ```
+
+use std::io::BufRead;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "usage: loupe-bench-gateway [--upstream URL] [--gateway URL --gateway-pid PID] \
+                     [--fixtures DIR] [--rates 1000,5000] [--secs N] [--concurrency N]\n       \
+                     loupe-bench-gateway serve --upstream URL --data-dir DIR";
+
+struct Args {
+    upstream: String,
+    gateway: Option<String>,
+    gateway_pid: Option<u32>,
+    fixtures: String,
+    rates: Vec<u32>,
+    secs: u64,
+    concurrency: usize,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
+    let mut res = Args {
+        upstream: "http://127.0.0.1:18080".to_owned(),
+        gateway: None,
+        gateway_pid: None,
+        fixtures: "/work/shared/bench/mock-upstream/fixtures".to_owned(),
+        rates: vec![1000, 5000],
+        secs: 10,
+        concurrency: 32,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
+        match flag.as_str() {
+            "--upstream" => res.upstream = value()?,
+            "--gateway" => res.gateway = Some(value()?),
+            "--gateway-pid" => res.gateway_pid = Some(value()?.parse()?),
+            "--fixtures" => res.fixtures = value()?,
+            "--rates" => {
+                res.rates = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?;
+            }
+            "--secs" => res.secs = value()?.parse()?,
+            "--concurrency" => res.concurrency = value()?.parse()?,
+            _ => bail!("unknown argument {flag}\n{USAGE}"),
+        }
+    }
+    Ok(res)
+}
+
+fn main() -> std::process::ExitCode {
+    let mut args = std::env::args().skip(1).peekable();
+    let res = if args.peek().map(String::as_str) == Some("serve") {
+        args.next();
+        serve(args)
+    } else {
+        parse_args(args).and_then(run)
+    };
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The gateway under test: real pipeline, real SQLite store, on its own two-thread runtime.
+fn serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let mut upstream = "http://127.0.0.1:18080".to_owned();
+    let mut data_dir = None;
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--upstream" => upstream = args.next().context("--upstream needs a value")?,
+            "--data-dir" => data_dir = args.next(),
+            _ => bail!("unknown argument {flag}\n{USAGE}"),
+        }
+    }
+    let data_dir = std::path::PathBuf::from(data_dir.context("--data-dir is required")?);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let store = store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(&data_dir))
+            .map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
+        let pipeline = pipeline::Pipeline::start(
+            pipeline::PipelineConfig::default(),
+            pipeline::ProcessorChain::default(),
+            Arc::new(store),
+        );
+        let raw: gateway::RawGatewayConfig = toml::from_str(&format!(
+            "default_route = \"mock\"\n\
+             [routes.mock]\nkind = \"openai\"\nbase_url = \"{upstream}/v1\"\n\
+             [routes.mockstream]\nkind = \"openai\"\nbase_url = \"{upstream}/stream/v1\"\n"
+        ))?;
+        let config = gateway::GatewayConfig::from_raw(raw, &|_| None)?;
+        let gateway = gateway::Gateway::new(config, pipeline.clone(), data_dir.join("spill"))?;
+        let metrics = gateway.metrics();
+        let router = gateway.router().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    let mut registry = prometheus_client::registry::Registry::default();
+                    metrics.register(&mut registry);
+                    let mut text = String::new();
+                    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+                    text
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening on {}", listener.local_addr()?);
+        axum::serve(listener, router).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Latencies of one run, in microseconds.
+#[derive(Default)]
+struct Samples {
+    ttfb: Vec<u64>,
+    total: Vec<u64>,
+    errors: u64,
+    n_sent: u64,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+struct Summary {
+    p50: f64,
+    p99: f64,
+    ttfb_p50: f64,
+    ttfb_p99: f64,
+}
+
+impl Samples {
+    fn summary(&mut self) -> Summary {
+        self.ttfb.sort_unstable();
+        self.total.sort_unstable();
+        Summary {
+            p50: percentile(&self.total, 0.5),
+            p99: percentile(&self.total, 0.99),
+            ttfb_p50: percentile(&self.ttfb, 0.5),
+            ttfb_p99: percentile(&self.ttfb, 0.99),
+        }
+    }
+}
+
+/// One call: (time to first body byte, total) in microseconds.
+async fn call(client: &reqwest::Client, url: &str, body: &bytes::Bytes) -> Option<(u64, u64)> {
+    let started = Instant::now();
+    let mut response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let mut ttfb = None;
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if ttfb.is_none() && !chunk.is_empty() {
+            ttfb = Some(started.elapsed().as_micros() as u64);
+        }
+    }
+    let total = started.elapsed().as_micros() as u64;
+    Some((ttfb.unwrap_or(total), total))
+}
+
+/// Open loop: `rate` calls a second for `secs`, whatever the latency.
+async fn fixed_rate(
+    client: &reqwest::Client,
+    url: &str,
+    body: &bytes::Bytes,
+    rate: u32,
+    secs: u64,
+) -> Samples {
+    let samples = Arc::new(parking_lot::Mutex::new(Samples::default()));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut sent: u64 = 0;
+    let total = u64::from(rate) * secs;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    while sent < total {
+        tick.tick().await;
+        // Calls due by now, spread evenly over the run.
+        let due = ((started.elapsed().as_secs_f64() * f64::from(rate)) as u64).min(total);
+        while sent < due {
+            sent += 1;
+            let client = client.clone();
+            let url = url.to_owned();
+            let body = body.clone();
+            let samples = samples.clone();
+            tasks.spawn(async move {
+                let res = call(&client, &url, &body).await;
+                let mut samples = samples.lock();
+                match res {
+                    Some((ttfb, total)) => {
+                        samples.ttfb.push(ttfb);
+                        samples.total.push(total);
+                    }
+                    None => samples.errors += 1,
+                }
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let mut res = std::mem::take(&mut *samples.lock());
+    res.n_sent = sent;
+    res
+}
+
+/// Closed loop: `concurrency` callers back to back for `secs`; returns calls a second.
+async fn max_throughput(
+    client: &reqwest::Client,
+    url: &str,
+    body: &bytes::Bytes,
+    concurrency: usize,
+    secs: u64,
+) -> (f64, u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let url = url.to_owned();
+        let body = body.clone();
+        tasks.spawn(async move {
+            let (mut ok, mut failed) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                match call(&client, &url, &body).await {
+                    Some(_) => ok += 1,
+                    None => failed += 1,
+                }
+            }
+            (ok, failed)
+        });
+    }
+    let (mut ok, mut failed) = (0, 0);
+    while let Some(Ok((o, f))) = tasks.join_next().await {
+        ok += o;
+        failed += f;
+    }
+    (ok as f64 / secs as f64, ok, failed)
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+async fn metric(client: &reqwest::Client, gateway: &str, name: &str) -> f64 {
+    let Ok(response) = client.get(format!("{gateway}/metrics")).send().await else {
+        return f64::NAN;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let mut child = None;
+    let (gateway, pid) = match &args.gateway {
+        Some(url) => (url.trim_end_matches('/').to_owned(), args.gateway_pid),
+        None => {
+            let data_dir = tempfile::tempdir()?;
+            let mut process = std::process::Command::new(std::env::current_exe()?)
+                .args(["serve", "--upstream", &args.upstream, "--data-dir"])
+                .arg(data_dir.path())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .context("starting the gateway")?;
+            let stdout = process.stdout.take().context("gateway stdout")?;
+            let mut line = String::new();
+            std::io::BufReader::new(stdout).read_line(&mut line)?;
+            let addr = line.trim().strip_prefix("listening on ").context("no address")?.to_owned();
+            let pid = process.id();
+            child = Some((process, data_dir));
+            (format!("http://{addr}"), Some(pid))
+        }
+    };
+    let fixtures = std::path::Path::new(&args.fixtures);
+    let plain = bytes::Bytes::from(std::fs::read(fixtures.join("request.json"))?);
+    let streamed_text = std::fs::read_to_string(fixtures.join("request_stream.json"))?;
+    let streamed = bytes::Bytes::from(streamed_text.clone());
+    let streamed_via_route = bytes::Bytes::from(streamed_text.replacen(
+        "\"model\":\"mock-gpt-stream\"",
+        "\"model\":\"mockstream/mock-gpt-stream\"",
+        1,
+    ));
+    // The load generator gets one thread; the gateway and nginx share the rest of the machine.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let res = runtime.block_on(async {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(4096).tcp_nodelay(true).build()?;
+        let upstream = args.upstream.trim_end_matches('/');
+        let scenarios = [
+            ("chat", format!("{upstream}/v1/chat/completions"), plain.clone(), plain.clone()),
+            (
+                "chat stream",
+                format!("{upstream}/stream/v1/chat/completions"),
+                streamed.clone(),
+                streamed_via_route.clone(),
+            ),
+        ];
+        let gateway_url = format!("{gateway}/v1/chat/completions");
+        let recorded_before = metric(&client, &gateway, "loupe_gateway_recorded_spans_total").await;
+        let mut n_gateway_calls = 0u64;
+        println!("| scenario | rate (req/s) | direct p50 / p99 (ms) | gateway p50 / p99 (ms) | added p50 / p99 (ms) | direct TTFB p50 / p99 | gateway TTFB p50 / p99 | added TTFB p50 / p99 | errors |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (name, direct_url, direct_body, gateway_body) in &scenarios {
+            // Warm up connections on both paths.
+            fixed_rate(&client, direct_url, direct_body, 500, 1).await;
+            n_gateway_calls += fixed_rate(&client, &gateway_url, gateway_body, 500, 1).await.n_sent;
+            for &rate in &args.rates {
+                let mut direct = fixed_rate(&client, direct_url, direct_body, rate, args.secs).await;
+                let mut via = fixed_rate(&client, &gateway_url, gateway_body, rate, args.secs).await;
+                n_gateway_calls += via.n_sent;
+                let (d, g) = (direct.summary(), via.summary());
+                println!(
+                    "| {name} | {rate} | {:.3} / {:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {} / {} |",
+                    d.p50, d.p99, g.p50, g.p99, g.p50 - d.p50, g.p99 - d.p99,
+                    d.ttfb_p50, d.ttfb_p99, g.ttfb_p50, g.ttfb_p99,
+                    g.ttfb_p50 - d.ttfb_p50, g.ttfb_p99 - d.ttfb_p99,
+                    direct.errors, via.errors,
+                );
+            }
+        }
+        println!();
+        for (label, url, body) in [
+            ("direct", format!("{upstream}/v1/chat/completions"), plain.clone()),
+            ("gateway", gateway_url.clone(), plain.clone()),
+        ] {
+            let (per_sec, ok, failed) = max_throughput(&client, &url, &body, args.concurrency, args.secs).await;
+            if label == "gateway" {
+                n_gateway_calls += ok + failed;
+            }
+            println!("max throughput {label}: {per_sec:.0} req/s ({ok} ok, {failed} failed, {} callers)", args.concurrency);
+        }
+        // Every call must be recorded: wait for the queue to drain.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut recorded = 0.0;
+        while Instant::now() < deadline {
+            recorded = metric(&client, &gateway, "loupe_gateway_recorded_spans_total").await - recorded_before;
+            if recorded >= n_gateway_calls as f64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let dropped = metric(&client, &gateway, "loupe_gateway_dropped_spans_total").await;
+        let spilled = metric(&client, &gateway, "loupe_gateway_spilled_spans_total").await;
+        println!(
+            "recordings: {n_gateway_calls} calls through the gateway, {recorded} spans recorded, {spilled} spilled, {dropped} dropped"
+        );
+        if let Some(pid) = pid {
+            let (rss, peak) = rss_kib(pid);
+            println!("gateway memory: RSS {} MiB, peak {} MiB", rss / 1024, peak / 1024);
+        }
+        anyhow::Ok(())
+    });
+    if let Some((mut process, _data_dir)) = child {
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+    res
+}

@@ -1,0 +1,108 @@
+//! The OTLP/gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, gzip
+//! accepted, the message size limit raised to the configured body limit (tonic's default is
+//! 4 MiB). Statuses: `UNAUTHENTICATED` for a wrong key, `INVALID_ARGUMENT` for an undecodable
+//! message (tonic's own decoder), `RESOURCE_EXHAUSTED` over the limit, `UNAVAILABLE` when the
+//! write queue is full (retryable), and a response with `partial_success` when some spans were
+//! rejected.
+
+use std::time::Instant;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::MetadataMap;
+
+use crate::{Error, IngestState, rpc_code};
+
+const TRANSPORT: &str = "grpc";
+
+/// The tonic service, ready to add to a `tonic::transport::Server`.
+pub fn server(state: IngestState) -> TraceServiceServer<GrpcReceiver> {
+    let limit = state.config.max_body_bytes;
+    TraceServiceServer::new(GrpcReceiver { state })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit)
+}
+
+pub struct GrpcReceiver {
+    state: IngestState,
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let started = Instant::now();
+        let res = self.handle(request).await;
+        let seconds = started.elapsed().as_secs_f64();
+        match res {
+            Ok(rejected) => {
+                let outcome = if rejected.is_empty() { "ok" } else { "partial" };
+                self.state.metrics.request(TRANSPORT, outcome, seconds);
+                let partial_success = (!rejected.is_empty()).then(|| ExportTracePartialSuccess {
+                    rejected_spans: rejected.len() as i64,
+                    error_message: otlp::partial_success_message(&rejected),
+                });
+                Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success }))
+            }
+            Err(error) => {
+                self.state.metrics.request(TRANSPORT, error.outcome(), seconds);
+                tracing::debug!(error = %error, "otlp grpc export refused");
+                let mut status = tonic::Status::new(rpc_code(error.code()), error.to_string());
+                if let Some(secs) = error.retry_after_secs()
+                    && let Ok(value) = secs.to_string().parse()
+                {
+                    status.metadata_mut().insert("retry-after", value);
+                }
+                Err(status)
+            }
+        }
+    }
+}
+
+impl GrpcReceiver {
+    async fn handle(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<Vec<otlp::Rejected>, Error> {
+        let key = key_from_metadata(request.metadata())?;
+        let project = self.state.auth.resolve(key.as_deref()).await?;
+        let message = request.into_inner();
+        let n_spans: usize = message
+            .resource_spans
+            .iter()
+            .flat_map(|resource_spans| &resource_spans.scope_spans)
+            .map(|scope_spans| scope_spans.spans.len())
+            .sum();
+        let decoded = if n_spans > 256 {
+            tokio::task::spawn_blocking(move || otlp::from_request(message))
+                .await
+                .map_err(|error| Error::Body(format!("decoding task failed: {error}")))?
+        } else {
+            otlp::from_request(message)
+        };
+        self.state.submit(TRANSPORT, project, decoded).await
+    }
+}
+
+/// The key in `authorization: Bearer <key>` or `x-loupe-api-key` metadata.
+fn key_from_metadata(metadata: &MetadataMap) -> Result<Option<String>, Error> {
+    if let Some(value) = metadata.get("authorization") {
+        let text = value.to_str().map_err(|_| auth::Error::MalformedHeader("not ascii"))?;
+        return Ok(Some(auth::parse_authorization(text)?.to_owned()));
+    }
+    match metadata.get(auth::API_KEY_HEADER) {
+        Some(value) => {
+            let text = value.to_str().map_err(|_| auth::Error::MalformedHeader("not ascii"))?;
+            Ok(Some(text.trim().to_owned()))
+        }
+        None => Ok(None),
+    }
+}

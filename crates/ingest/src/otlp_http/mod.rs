@@ -1,0 +1,144 @@
+//! The OTLP/HTTP receiver: `POST /v1/traces` with protobuf or JSON bodies, optionally gzipped.
+//!
+//! Answers, per the OTLP spec (see `docs/api.md`):
+//! - 200 + `ExportTraceServiceResponse` in the request's encoding, with `partial_success` when
+//!   some spans were rejected (the valid ones are stored);
+//! - 400 undecodable body, 401 wrong or missing key, 413 over the size limit (compressed or
+//!   decompressed), 415 unknown content type or encoding, all with a `google.rpc.Status` body;
+//! - 503 + `Retry-After` when the write queue or the in-flight byte budget is full;
+//! - 501 for `/v1/logs` and `/v1/metrics`: not retryable, so exporters drop those signals at once
+//!   instead of retrying them forever, and the status says plainly that they are not supported.
+
+mod body;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use otlp::{Encoding, Rejected};
+
+use crate::{Error, IngestState, rpc_code};
+
+const TRANSPORT: &str = "http";
+
+/// Decode inline below this many body bytes; above it, on the blocking pool.
+const INLINE_DECODE_BYTES: usize = 64 * 1024;
+
+/// The OTLP/HTTP routes: `/v1/traces`, and `/v1/logs` and `/v1/metrics` answering 501.
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/v1/traces", post(export_traces))
+        .route("/v1/logs", post(export_logs))
+        .route("/v1/metrics", post(export_metrics))
+        // The receiver applies its own, configurable limit, to the decompressed size too.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn export_traces(
+    State(state): State<IngestState>,
+    request: http::Request<Body>,
+) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let res = handle(&state, &parts.headers, body).await;
+    let seconds = started.elapsed().as_secs_f64();
+    match res {
+        Ok((encoding, n_total, rejected)) => {
+            let outcome = if rejected.is_empty() { "ok" } else { "partial" };
+            state.metrics.request(TRANSPORT, outcome, seconds);
+            let bytes = otlp::encode_response(encoding, n_total, &rejected);
+            with_content_type(StatusCode::OK, encoding, bytes)
+        }
+        Err(error) => {
+            state.metrics.request(TRANSPORT, error.outcome(), seconds);
+            error_response(body::answer_encoding(&parts.headers), &error)
+        }
+    }
+}
+
+async fn handle(
+    state: &IngestState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Encoding, usize, Vec<Rejected>), Error> {
+    // Authenticate first: a request with a wrong key stores nothing and costs no decoding.
+    let project = state.auth.resolve_headers(headers).await?;
+    let encoding = body::encoding_of(headers)?;
+    let gzip = body::is_gzip(headers)?;
+    let limit = state.config.max_body_bytes;
+    let declared = body::content_length(headers);
+    if declared.is_some_and(|n_bytes| n_bytes > limit) {
+        return Err(Error::TooLarge { limit });
+    }
+    let _permit = state.reserve(declared.unwrap_or(limit))?;
+    let bytes = body::read_capped(body, limit).await?;
+
+    let decode = {
+        let state = state.clone();
+        move || -> Result<(otlp::Decoded, Option<tokio::sync::OwnedSemaphorePermit>), Error> {
+            if gzip {
+                let inflated = body::gunzip_capped(&bytes, limit)?;
+                let permit = state.reserve(inflated.len())?;
+                Ok((otlp::decode(encoding, &inflated)?, Some(permit)))
+            } else {
+                Ok((otlp::decode(encoding, &bytes)?, None))
+            }
+        }
+    };
+    let (decoded, _inflated_permit) = if gzip || declared.unwrap_or(usize::MAX) > INLINE_DECODE_BYTES
+    {
+        tokio::task::spawn_blocking(decode)
+            .await
+            .map_err(|error| Error::Body(format!("decoding task failed: {error}")))??
+    } else {
+        decode()?
+    };
+    let n_total = decoded.n_total();
+    let rejected = state.submit(TRANSPORT, project, decoded).await?;
+    Ok((encoding, n_total, rejected))
+}
+
+async fn export_logs(State(state): State<IngestState>, headers: HeaderMap) -> Response {
+    not_supported(&state, &headers, "logs")
+}
+
+async fn export_metrics(State(state): State<IngestState>, headers: HeaderMap) -> Response {
+    not_supported(&state, &headers, "metrics")
+}
+
+fn not_supported(state: &IngestState, headers: &HeaderMap, signal: &'static str) -> Response {
+    let error = Error::SignalNotSupported { signal };
+    state.metrics.request(TRANSPORT, error.outcome(), 0.0);
+    error_response(body::answer_encoding(headers), &error)
+}
+
+/// A `google.rpc.Status` body with the status from the error's code, and `Retry-After` when the
+/// client may retry.
+fn error_response(encoding: Encoding, error: &Error) -> Response {
+    let code = error.code();
+    if code.http_status() >= 500 && !code.is_retryable() {
+        tracing::warn!(error = %error, "otlp export failed");
+    } else {
+        tracing::debug!(error = %error, "otlp export refused");
+    }
+    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = otlp::encode_status(encoding, rpc_code(code) as i32, &error.to_string());
+    let mut response = with_content_type(status, encoding, bytes);
+    if let Some(secs) = error.retry_after_secs() {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+fn with_content_type(status: StatusCode, encoding: Encoding, bytes: Vec<u8>) -> Response {
+    let content_type = HeaderValue::from_static(encoding.content_type());
+    (status, [(header::CONTENT_TYPE, content_type)], bytes).into_response()
+}
+
+#[cfg(test)]
+mod tests;

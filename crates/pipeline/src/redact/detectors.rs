@@ -1,0 +1,202 @@
+//! The built-in detectors (email, phone, payment card, IBAN, IP addresses, API keys and tokens,
+//! national ids) and the validators that cut their false positives (Luhn, IBAN mod 97, address
+//! parsing, SSN ranges).
+
+use std::net::Ipv6Addr;
+
+/// How a regex match is confirmed before it is redacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Every match counts.
+    None,
+    /// Not glued to a letter or digit on either side.
+    Boundary,
+    /// Boundary, and 8 to 15 digits (E.164 length).
+    Phone,
+    /// Boundary, 13 to 19 digits, and the Luhn checksum.
+    Luhn,
+    /// Boundary and the ISO 13616 mod-97 checksum.
+    Iban,
+    /// Not glued to a digit, letter or dot (version strings like `1.2.3.4.5`).
+    Ipv4,
+    /// Parses as an IPv6 address, contains a digit, not glued to a word character or colon.
+    Ipv6,
+    /// Boundary and the SSA's valid area, group and serial ranges.
+    Ssn,
+}
+
+/// A built-in detector: its kind (the placeholder's type), its pattern and its check.
+pub(crate) struct Builtin {
+    pub(crate) kind: &'static str,
+    pub(crate) pattern: &'static str,
+    pub(crate) check: Check,
+}
+
+impl Builtin {
+    /// Whether matches are hashed without regard to case (`Jane@X.com` joins `jane@x.com`).
+    pub(crate) fn fold_case(&self) -> bool {
+        self.kind == "email"
+    }
+}
+
+/// Every built-in detector, in priority order (earlier wins when two matches start at the same
+/// place and have the same length).
+pub(crate) const BUILTINS: &[Builtin] = &[
+    Builtin { kind: "anthropic_key", pattern: r"sk-ant-[A-Za-z0-9_\-]{20,}", check: Check::None },
+    Builtin {
+        kind: "openai_key",
+        pattern: r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+        check: Check::Boundary,
+    },
+    Builtin { kind: "aws_key", pattern: r"(?:AKIA|ASIA)[A-Z0-9]{16}", check: Check::Boundary },
+    Builtin {
+        kind: "github_token",
+        pattern: r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
+        check: Check::None,
+    },
+    Builtin { kind: "slack_token", pattern: r"xox[abposr]-[A-Za-z0-9\-]{10,}", check: Check::None },
+    Builtin { kind: "google_key", pattern: r"AIza[0-9A-Za-z_\-]{35}", check: Check::None },
+    Builtin {
+        kind: "jwt",
+        pattern: r"eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
+        check: Check::None,
+    },
+    // Only the token after `Bearer ` is replaced (the `secret` group).
+    Builtin {
+        kind: "bearer",
+        pattern: r"[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+(?P<secret>[A-Za-z0-9_\-.~+/]{16,}=*)",
+        check: Check::None,
+    },
+    Builtin {
+        kind: "email",
+        pattern: r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
+        check: Check::None,
+    },
+    Builtin { kind: "iban", pattern: r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}", check: Check::Iban },
+    Builtin { kind: "card", pattern: r"[3-6][0-9](?:[ \-]?[0-9]){11,17}", check: Check::Luhn },
+    Builtin { kind: "ssn", pattern: r"[0-9]{3}-[0-9]{2}-[0-9]{4}", check: Check::Ssn },
+    Builtin {
+        kind: "phone",
+        pattern: r"(?:\+[0-9]{1,3}[ .\-]?(?:\(?[0-9]{1,4}\)?[ .\-]?){1,5}[0-9]{2,4}|(?:\([0-9]{3}\) ?|[0-9]{3}[.\- ])[0-9]{3}[.\- ][0-9]{4})",
+        check: Check::Phone,
+    },
+    Builtin {
+        kind: "ipv4",
+        pattern: r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}",
+        check: Check::Ipv4,
+    },
+    Builtin {
+        kind: "ipv6",
+        pattern: r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{1,4})?",
+        check: Check::Ipv6,
+    },
+];
+
+impl Check {
+    /// Whether `text[start..end]` is a real match inside `text`.
+    pub(crate) fn accepts(self, text: &str, start: usize, end: usize) -> bool {
+        let found = &text[start..end];
+        match self {
+            Check::None => true,
+            Check::Boundary => alnum_boundary(text, start, end),
+            Check::Phone => {
+                let n_digits = found.bytes().filter(u8::is_ascii_digit).count();
+                alnum_boundary(text, start, end) && (8..=15).contains(&n_digits)
+            }
+            Check::Luhn => alnum_boundary(text, start, end) && luhn(found),
+            Check::Iban => alnum_boundary(text, start, end) && iban(found),
+            Check::Ipv4 => {
+                // A dot next to the address only joins it to more digits (`1.2.3.4.5`) when a
+                // digit follows or precedes the dot; a sentence's full stop does not.
+                let mut before = text[..start].bytes().rev();
+                let mut after = text[end..].bytes();
+                let glued = |first: Option<u8>, second: Option<u8>| match first {
+                    Some(b'.') => second.is_some_and(|b| b.is_ascii_digit()),
+                    Some(b) => b.is_ascii_alphanumeric(),
+                    None => false,
+                };
+                !glued(before.next(), before.next()) && !glued(after.next(), after.next())
+            }
+            Check::Ipv6 => {
+                let before = text[..start].bytes().next_back();
+                let after = text[end..].bytes().next();
+                let glued = |b: Option<u8>| {
+                    b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_')
+                };
+                !glued(before)
+                    && !glued(after)
+                    && found.bytes().any(|b| b.is_ascii_digit())
+                    && found.parse::<Ipv6Addr>().is_ok()
+            }
+            Check::Ssn => alnum_boundary(text, start, end) && ssn(found),
+        }
+    }
+}
+
+/// Neither neighbour of the match is an ASCII letter or digit.
+fn alnum_boundary(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].bytes().next_back();
+    let after = text[end..].bytes().next();
+    let glued = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    !glued(before) && !glued(after)
+}
+
+/// The Luhn checksum over the digits of `text`, which must number 13 to 19.
+pub(crate) fn luhn(text: &str) -> bool {
+    let digits: Vec<u32> = text.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// The ISO 13616 check: move the first four characters to the end, letters to numbers
+/// (A = 10), and the number mod 97 must be 1.
+pub(crate) fn iban(text: &str) -> bool {
+    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    if !(15..=34).contains(&compact.len()) {
+        return false;
+    }
+    let (head, tail) = compact.split_at(4);
+    let mut rem: u32 = 0;
+    for &b in tail.iter().chain(head) {
+        let value = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            b'A'..=b'Z' => u32::from(b - b'A') + 10,
+            _ => return false,
+        };
+        rem = if value >= 10 { (rem * 100 + value) % 97 } else { (rem * 10 + value) % 97 };
+    }
+    rem == 1
+}
+
+/// US SSN ranges: area not 000, 666 or 900-999; group not 00; serial not 0000.
+fn ssn(text: &str) -> bool {
+    let mut parts = text.split('-').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (area, group, serial) =
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums() {
+        assert!(luhn("4111 1111 1111 1111"));
+        assert!(!luhn("4111 1111 1111 1112"));
+        assert!(iban("DE89 3704 0044 0532 0130 00"));
+        assert!(iban("GB82WEST12345698765432"));
+        assert!(!iban("GB82WEST12345698765433"));
+        assert!(ssn("123-45-6789"));
+        assert!(!ssn("666-45-6789"));
+        assert!(!ssn("123-00-6789"));
+    }
+}

@@ -1,0 +1,316 @@
+//! Tests of the ClickHouse store: the backend-neutral `store::suite` and the spill against a
+//! real server when `CLICKHOUSE_URL` is set (`scripts/clickhouse.sh start` prints it; each test
+//! uses a fresh `loupe_test_*` database and drops it), and the spill's bound without a server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use model::StoredSpan;
+use store::suite::{self, span};
+use store::{SpanQuery, Store};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+use crate::{ClickHouseConfig, ClickHouseStore};
+
+/// The server under test, or `None` (with a notice) when `CLICKHOUSE_URL` is not set.
+fn clickhouse_url() -> Option<String> {
+    match std::env::var("CLICKHOUSE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "skipping: CLICKHOUSE_URL is not set (run scripts/clickhouse.sh start to get one)"
+            );
+            None
+        }
+    }
+}
+
+fn fresh_database_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "loupe_test_{}_{}_{}",
+        std::process::id(),
+        crate::now_ns(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn test_config(url: &str) -> ClickHouseConfig {
+    let mut config = ClickHouseConfig::from_url(url).unwrap_or_else(|e| panic!("{e}"));
+    config.database = fresh_database_name();
+    config
+}
+
+async fn fresh_store(url: &str) -> ClickHouseStore {
+    ClickHouseStore::open(test_config(url)).await.unwrap_or_else(|e| panic!("open: {e}"))
+}
+
+/// Runs one suite check against a fresh database, then drops it.
+macro_rules! suite_checks {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $check() {
+            let Some(url) = clickhouse_url() else { return };
+            let store = fresh_store(&url).await;
+            suite::$check(&store).await;
+            store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+        }
+    )*};
+}
+
+suite_checks!(
+    write_and_get_trace_round_trip,
+    duplicates_are_stored_once,
+    out_of_order_spans_assemble_one_trace,
+    orphans_are_returned,
+    operation_id_comes_from_the_root,
+    filters_on_every_field,
+    full_text_search,
+    time_range_order_and_pagination,
+    trace_search_and_summaries,
+    sessions_are_oldest_first,
+    facets_count_values,
+    aggregate_groups_and_buckets,
+    scan_and_update_views,
+    api_keys_crud,
+    projects_are_isolated,
+);
+
+/// The whole suite through its entry point, so checks added to it later run here too.
+#[tokio::test]
+async fn suite_run_all() {
+    let Some(url) = clickhouse_url() else { return };
+    let databases = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let make_store = || {
+        let url = url.clone();
+        let databases = databases.clone();
+        async move {
+            let store = fresh_store(&url).await;
+            databases.lock().unwrap_or_else(|e| e.into_inner()).push(store.inner.config.clone());
+            Box::new(store) as Box<dyn Store>
+        }
+    };
+    suite::run_all(make_store).await;
+    let configs = databases.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for config in configs {
+        let store = ClickHouseStore::open_lazy(config).unwrap_or_else(|e| panic!("{e}"));
+        store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_concurrent() {
+    let Some(url) = clickhouse_url() else { return };
+    let config = test_config(&url);
+    // Several nodes starting at once against an empty database.
+    let opens = (0..4).map(|_| ClickHouseStore::open(config.clone()));
+    let stores: Vec<ClickHouseStore> = futures_join_all(opens).await;
+    let store = &stores[0];
+    #[derive(serde::Deserialize)]
+    struct Row {
+        version: u32,
+    }
+    let rows: Vec<Row> = store
+        .inner
+        .client
+        .select("SELECT DISTINCT version FROM loupe_migrations ORDER BY version")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let versions: Vec<u32> = rows.into_iter().map(|r| r.version).collect();
+    assert_eq!(versions, (1..=crate::schema::SCHEMA_VERSION).collect::<Vec<_>>());
+    // And once more on the migrated database.
+    let again = ClickHouseStore::open(config).await.unwrap_or_else(|e| panic!("{e}"));
+    again.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+async fn futures_join_all<
+    F: Future<Output = Result<ClickHouseStore, crate::Error>> + Send + 'static,
+>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<ClickHouseStore> {
+    let handles: Vec<_> = futures.map(|f| tokio::spawn(f)).collect();
+    let mut res = Vec::new();
+    for handle in handles {
+        let store =
+            handle.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}"));
+        res.push(store);
+    }
+    res
+}
+
+/// A TCP proxy in front of ClickHouse that can be taken down (refusing and cutting every
+/// connection) and brought back, as a server stop and restart look to the store.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<AbortHandle>>>,
+    accept: AbortHandle,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let up = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = {
+            let up = up.clone();
+            let connections = connections.clone();
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        drop(client);
+                        continue;
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut server) = TcpStream::connect(upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    connections.lock().unwrap_or_else(|e| e.into_inner()).push(task.abort_handle());
+                }
+            })
+            .abort_handle()
+        };
+        Proxy { addr, up, connections, accept }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            for task in self.connections.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.set_up(false);
+        self.accept.abort();
+    }
+}
+
+fn batch(n: u64, n_spans: u64) -> Vec<StoredSpan> {
+    (0..n_spans)
+        .map(|i| span("p1", n + 1, i + 1, None, &format!("b{n}s{i}"), n * 1000 + i, 5))
+        .collect()
+}
+
+/// ClickHouse goes away in the middle of a load and comes back: every acknowledged span is
+/// stored exactly once, whether it went straight in or through the spill.
+#[tokio::test]
+async fn spill_and_replay_when_clickhouse_goes_away_mid_load() {
+    let Some(url) = clickhouse_url() else { return };
+    let base = ClickHouseConfig::from_url(&url).unwrap_or_else(|e| panic!("{e}"));
+    let upstream: SocketAddr = format!(
+        "{}:{}",
+        base.endpoint.host_str().unwrap_or("127.0.0.1"),
+        base.endpoint.port().unwrap_or(8123)
+    )
+    .parse()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let proxy = Proxy::start(upstream).await;
+    let spill_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut config =
+        test_config(&format!("http://{}/", proxy.addr)).with_spill_dir(spill_dir.path());
+    config.insert_attempts = 2;
+    config.retry_base = std::time::Duration::from_millis(10);
+    // Replays are driven by the test (and the background task, which may win some).
+    config.replay_interval = std::time::Duration::from_millis(50);
+    let store = Arc::new(ClickHouseStore::open(config).await.unwrap_or_else(|e| panic!("{e}")));
+
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0..30 {
+                let spans = batch(n, 20);
+                if store.write_spans(&spans).await.is_ok() {
+                    acked.push(n);
+                }
+                let _ = acked_tx.send(n);
+            }
+            acked
+        })
+    };
+    let mut spilled_while_down = 0;
+    while let Some(n) = acked_rx.recv().await {
+        if n == 9 {
+            proxy.set_up(false);
+        }
+        if n == 19 {
+            spilled_while_down = store.spill_bytes();
+            proxy.set_up(true);
+        }
+    }
+    let acked = writer.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(acked.len(), 30, "every batch is acknowledged (stored or spilled)");
+    assert!(spilled_while_down > 0, "batches were spilled while clickhouse was away");
+    store.replay_spill().await.unwrap_or_else(|e| panic!("replay: {e}"));
+    assert_eq!(store.spill_bytes(), 0);
+    let page = store
+        .search_spans(
+            &suite::project("p1"),
+            &SpanQuery { limit: 1, with_total: true, ..SpanQuery::default() },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page.total, Some(600), "every acknowledged span, once");
+    for n in [0, 15, 29] {
+        assert_eq!(
+            suite::trace_id(n + 1),
+            store
+                .get_trace(&suite::project("p1"), suite::trace_id(n + 1))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))[0]
+                .raw
+                .trace_id
+        );
+    }
+    assert_eq!(std::fs::read_dir(spill_dir.path()).map(|d| d.count()).unwrap_or(0), 0);
+    store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Without a server, writes are acknowledged into the spill up to its bound, then refused as
+/// unavailable; the spill survives a restart of the store.
+#[tokio::test]
+async fn spill_is_bounded_and_durable_without_a_server() {
+    // A port nobody listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spill_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut config = ClickHouseConfig::from_url(&format!("clickhouse://127.0.0.1:{port}/db"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_spill_dir(spill_dir.path());
+    config.insert_attempts = 1;
+    config.spill_max_bytes = 20_000;
+    let store = ClickHouseStore::open_lazy(config.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let mut n_acked = 0;
+    let refused = loop {
+        match store.write_spans(&batch(n_acked, 5)).await {
+            Ok(stats) => {
+                assert_eq!(stats.n_written, 5);
+                n_acked += 1;
+                assert!(n_acked < 1000, "the spill never filled up");
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(n_acked > 0);
+    assert!(matches!(refused, store::Error::Unavailable(_)), "{refused:?}");
+    assert_eq!(refused.code(), model::ErrorCode::Unavailable);
+    let n_bytes = store.spill_bytes();
+    assert!(n_bytes > 0 && n_bytes <= 20_000, "{n_bytes}");
+    drop(store);
+    let reopened = ClickHouseStore::open_lazy(config).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reopened.spill_bytes(), n_bytes, "the spill is found again after a restart");
+    let files = std::fs::read_dir(spill_dir.path()).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(files as u64, n_acked);
+}

