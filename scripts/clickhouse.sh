@@ -127,10 +127,12 @@ start() {
   fi
   write_config
   log "starting $bin with data in $dir"
-  # setsid: the server outlives this script and the shell that ran it.
+  # setsid: the server outlives this script and the shell that ran it. setsid execs the server
+  # in place (this job is not a process group leader), so $! is the server's pid.
   # shellcheck disable=SC2086 # $bin may be "clickhouse server" (two words).
-  setsid $bin --config-file="$dir/etc/config.xml" --pid-file="$pid_file" \
+  setsid $bin --config-file="$dir/etc/config.xml" \
     >>"$dir/log/stdout.log" 2>&1 </dev/null &
+  echo "$!" >"$pid_file"
   local deadline=$((SECONDS + 90))
   until answers; do
     if [ "$SECONDS" -ge "$deadline" ]; then

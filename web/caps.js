@@ -4,7 +4,7 @@
 import { probe } from './api.js';
 
 const PROBES = {
-  feedback: 'feedback?limit=1',
+  feedback: 'score-configs',
   datasets: 'datasets',
   evals: 'evals/runs',
 };

@@ -7,14 +7,17 @@ const SVG = (tag, attrs = {}, ...children) => h(`svg:${tag}`, attrs, ...children
 const PAD = { top: 10, right: 14, bottom: 24, left: 56 };
 export const N_COLORS = 8;
 
-/** "Nice" tick values covering [min, max]. */
-export function ticks(min, max, count = 4) {
-  if (!(max > min)) return [min];
+/** "Nice" tick values from `min` up to the first tick at or above `max`. */
+export function ticks(min, max, count = 4, integer = false) {
+  if (!(max > min)) return [min, min + 1];
   const raw = (max - min) / count;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) || raw;
+  let step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) || raw;
+  if (integer) step = Math.max(1, Math.round(step));
   const res = [];
-  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) res.push(Number(v.toPrecision(12)));
+  let v = Math.ceil(min / step) * step;
+  for (; v < max - step * 1e-9; v += step) res.push(Number(v.toPrecision(12)));
+  res.push(Number(v.toPrecision(12)));
   return res;
 }
 
@@ -30,7 +33,7 @@ function timeLabel(ms, spanMs) {
  * A time-series chart. `series`: `[{name, points: [[ms, value|null], ...]}]`; `x`: `[minMs,
  * maxMs]`; `format(value)` labels the y axis and read-out.
  */
-export function timeChart({ title, series, x, format = String, kind = 'line', height = 180, empty = 'No data in this range.' }) {
+export function timeChart({ title, series, x, format = String, kind = 'line', height = 180, empty = 'No data in this range.', integer = false, bucketMs = null }) {
   const figure = h('figure', { class: 'chart' });
   const caption = h('figcaption', { text: title });
   const plot = h('div', { class: 'chart-plot' });
@@ -49,7 +52,7 @@ export function timeChart({ title, series, x, format = String, kind = 'line', he
   plot.append(readout);
   const draw = () => {
     const width = Math.max(240, plot.clientWidth || 480);
-    const svg = buildSvg({ title, series, x, format, kind, width, height, values, readout });
+    const svg = buildSvg({ title, series, x, format, kind, width, height, values, readout, integer, bucketMs });
     const old = plot.querySelector('svg');
     if (old) old.replaceWith(svg);
     else plot.prepend(svg);
@@ -60,11 +63,11 @@ export function timeChart({ title, series, x, format = String, kind = 'line', he
   return figure;
 }
 
-function buildSvg({ title, series, x, format, kind, width, height, values, readout }) {
+function buildSvg({ title, series, x, format, kind, width, height, values, readout, integer, bucketMs }) {
   const [x0, x1raw] = x;
   const x1 = x1raw > x0 ? x1raw : x0 + 1;
   const yMax = Math.max(...values, 0);
-  const yTicks = ticks(0, yMax > 0 ? yMax * 1.05 : 1);
+  const yTicks = ticks(0, yMax > 0 ? yMax : 1, 4, integer);
   const yTop = yTicks[yTicks.length - 1] || 1;
   const innerW = width - PAD.left - PAD.right;
   const innerH = height - PAD.top - PAD.bottom;
@@ -84,15 +87,21 @@ function buildSvg({ title, series, x, format, kind, width, height, values, reado
   svg.append(grid);
 
   const allX = [...new Set(series.flatMap((s) => s.points.map((p) => p[0])))].sort((a, b) => a - b);
-  const step = allX.length > 1 ? Math.min(...allX.slice(1).map((v, i) => v - allX[i])) : (x1 - x0) / 10;
+  const step = bucketMs || (allX.length > 1 ? Math.min(...allX.slice(1).map((v, i) => v - allX[i])) : (x1 - x0) / 10);
   const barGroupW = Math.max(2, (step / (x1 - x0)) * innerW * 0.8);
+  const plotRight = width - PAD.right;
   series.forEach((s, i) => {
     const cls = `series-${i % N_COLORS}`;
     const points = s.points.filter((p) => p[1] !== null && Number.isFinite(p[1])).sort((a, b) => a[0] - b[0]);
     if (kind === 'bar') {
       const barW = barGroupW / series.length;
       const g = SVG('g', { class: `bars ${cls}` });
-      for (const [ms, v] of points) g.append(SVG('rect', { x: sx(ms) - barGroupW / 2 + i * barW, y: sy(v), width: Math.max(1, barW - 1), height: Math.max(0, sy(0) - sy(v)) }));
+      // A bucket's bars sit inside the bucket, which starts at its timestamp.
+      for (const [ms, v] of points) {
+        const left = Math.max(PAD.left, sx(ms) + barGroupW * 0.1 + i * barW);
+        const right = Math.min(plotRight, left + Math.max(1, barW - 1));
+        if (right > left) g.append(SVG('rect', { x: left, y: sy(v), width: right - left, height: Math.max(0, sy(0) - sy(v)) }));
+      }
       svg.append(g);
       return;
     }

@@ -125,9 +125,12 @@ export function render(main, params, ctx) {
         replace(body, notice('No traces yet. Charts appear once spans arrive.'));
         return;
       }
-      const from = String(Math.floor(win.from));
-      const to = String(Math.ceil(win.to));
       const bucketS = bucketSeconds(win.to - win.from);
+      // Align the window to whole buckets, so every bucket lies inside the charts.
+      win.from = Math.floor(win.from / (bucketS * 1e9)) * bucketS * 1e9;
+      win.to = Math.ceil(win.to / (bucketS * 1e9)) * bucketS * 1e9;
+      const from = String(win.from);
+      const to = String(win.to);
       const bucket = bucketText(bucketS);
       const base = { q: state.q, from, to };
       const [byGroup, latency, byModel, totals, slowest, costly] = await Promise.all([
@@ -150,7 +153,7 @@ export function render(main, params, ctx) {
         h(
           'div',
           { class: 'dash-grid' },
-          timeChart({ title: `Requests by ${groupLabel}`, series: seriesOf(byGroup.rows, groupKey, (v) => num(v.count), { fill: 0 }), x, format: (v) => fmt.int(v) }),
+          timeChart({ title: `Requests by ${groupLabel}`, series: seriesOf(byGroup.rows, groupKey, (v) => num(v.count), { fill: 0 }), x, format: (v) => fmt.int(v), integer: true }),
           timeChart({
             title: `Error rate by ${groupLabel}`,
             series: seriesOf(byGroup.rows, groupKey, (v) => (num(v.count) ? num(v.errors) / num(v.count) : null)),
@@ -163,13 +166,15 @@ export function render(main, params, ctx) {
             x,
             format: (v) => fmt.duration(v),
           }),
-          timeChart({ title: `Cost by ${costLabel}`, series: seriesOf(byModel.rows, state.costGroup, (v) => num(v.cost), { fill: 0 }), x, format: (v) => fmt.cost(v), kind: 'bar', empty: 'No priced LLM calls in this range.' }),
+          timeChart({ title: `Cost by ${costLabel}`, series: seriesOf(byModel.rows, state.costGroup, (v) => num(v.cost), { fill: 0 }), x, format: (v) => fmt.cost(v), kind: 'bar', bucketMs: bucketS * 1e3, empty: 'No priced LLM calls in this range.' }),
           timeChart({
             title: `Tokens by ${costLabel}`,
             series: seriesOf(byModel.rows, state.costGroup, (v) => (num(v.input_tokens) || 0) + (num(v.output_tokens) || 0), { fill: 0 }),
             x,
             format: (v) => fmt.tokens(v, true),
             kind: 'bar',
+            bucketMs: bucketS * 1e3,
+            integer: true,
             empty: 'No LLM calls in this range.',
           }),
           barList({

@@ -5,6 +5,7 @@ import { adaptTrace, attributePairs, get } from './api.js';
 import { capabilities } from './caps.js';
 import { renderView } from './chat.js';
 import { copyText, facts, h, notice, replace, throttleFrame } from './dom.js';
+import { feedbackPanel } from './feedback.js';
 import * as fmt from './fmt.js';
 import { statusBadge } from './traces.js';
 
@@ -49,14 +50,11 @@ export function render(main, params, ctx) {
   const section = h('section', { class: 'page trace-page' }, notice('Loading trace…'));
   replace(main, section);
   document.title = `Trace ${fmt.shortId(state.traceId)} · Loupe`;
-  capabilities().then((caps) => {
-    state.caps = caps;
-  });
-
   const started = performance.now();
-  get(`traces/${state.traceId}`)
-    .then((data) => {
+  Promise.all([get(`traces/${state.traceId}`), capabilities()])
+    .then(([data, caps]) => {
       if (state.destroyed) return;
+      state.caps = caps;
       state.trace = adaptTrace(data);
       if (!state.trace.spans.length) {
         replace(section, backLink(), notice('This trace has no spans.', 'error'));
@@ -392,7 +390,12 @@ export function render(main, params, ctx) {
         return h('pre', { class: 'code json', tabindex: '0', 'aria-label': 'Span JSON', text: JSON.stringify(span.json, null, 2) });
       default: {
         const parts = renderView(span);
-        return parts.length ? h('div', { class: 'overview' }, parts) : notice('This span carries no messages, text or documents. See its attributes.');
+        return h(
+          'div',
+          { class: 'overview' },
+          parts.length ? parts : notice('This span carries no messages, text or documents. See its attributes.'),
+          state.caps.feedback ? feedbackPanel(span, state.traceId, state.caps) : null,
+        );
       }
     }
   }
@@ -416,10 +419,6 @@ export function render(main, params, ctx) {
       else if (event.key === 'Escape') ctx.navigate('/traces');
       else return false;
       return true;
-    },
-    // Exposed for feedback controls once the server offers them.
-    get capabilities() {
-      return state.caps;
     },
   };
 }

@@ -200,7 +200,7 @@ export function render(main, params, ctx) {
       state.seen = new Set(itemsOf(data).map((row) => row.trace_id));
       showRows(itemsOf(data), new Set());
       const total = data && data.total !== undefined && data.total !== null ? ` of ${fmt.int(data.total)}` : '';
-      status.textContent = `${state.rows.length ? `${fmt.int(state.rows.length)}${total} traces` : ''}${state.live ? ' · live' : ''}`;
+      status.textContent = `${state.rows.length ? `${fmt.int(state.rows.length)}${total} trace${state.rows.length === 1 && !total ? '' : 's'}` : ''}${state.live ? ' · live' : ''}`;
     } catch (err) {
       if (err.name === 'AbortError' || state.destroyed) return;
       state.rows = [];
@@ -277,7 +277,7 @@ export function render(main, params, ctx) {
       rows.forEach((row) => state.seen.add(row.trace_id));
       state.next = data && data.next_cursor ? data.next_cursor : null;
       showRows(rows, fresh);
-      status.textContent = `${fmt.int(rows.length)} traces · live`;
+      status.textContent = `${fmt.int(rows.length)} trace${rows.length === 1 ? '' : 's'} · live`;
       newer.disabled = true;
       older.disabled = !state.next;
     } catch (err) {

@@ -40,6 +40,7 @@ static ASSETS: &[Asset] = assets![
     "dashboard.js",
     "dom.js",
     "favicon.svg",
+    "feedback.js",
     "fmt.js",
     "query.js",
     "resources.js",

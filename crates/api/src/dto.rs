@@ -50,6 +50,10 @@ pub struct TraceTree {
     pub n_orphans: u64,
     /// Top level: root spans, then orphans, each sorted by start time; children nested.
     pub spans: Vec<SpanNode>,
+    /// Feedback on the trace and on its spans, oldest first (see `docs/feedback.md`); left out
+    /// when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feedback: Vec<model::Feedback>,
 }
 
 /// One span in a trace tree.

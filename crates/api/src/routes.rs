@@ -66,9 +66,11 @@ async fn get_trace(
         return Err(ApiError::not_found(format!("trace {trace_id} not found")));
     }
     // Assembling a large trace is CPU work; keep it off the async workers.
-    let tree = tokio::task::spawn_blocking(move || crate::tree::build(spans))
+    let mut tree = tokio::task::spawn_blocking(move || crate::tree::build(spans))
         .await
         .map_err(|_| ApiError::new(model::ErrorCode::Internal, "building the trace failed"))?;
+    // Backends that keep no feedback answer with an error; the trace is still shown.
+    tree.feedback = state.store.trace_feedback(&project, trace_id).await.unwrap_or_default();
     Ok(Json(tree))
 }
 

@@ -154,6 +154,7 @@ pub fn build(mut spans: Vec<StoredSpan>) -> TraceTree {
         rollup: trace_rollup,
         n_orphans,
         spans: nodes,
+        feedback: Vec::new(),
     }
 }
 

@@ -31,11 +31,39 @@ pub(crate) fn start_pipeline(
     config: &Config,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<(pipeline::Pipeline, Arc<pipeline::processors::Processors>)> {
-    let processors = pipeline::processors::Processors::from_raw(&config.processors)
+    let mut raw = config.processors.clone();
+    if raw.redact.enabled.unwrap_or(true) && raw.redact.key.is_none() {
+        raw.redact.key = Some(redact_key(&config.data_dir)?);
+    }
+    let processors = pipeline::processors::Processors::from_raw(&raw)
         .context("reading the [pipeline] processor settings")?;
     let processors = Arc::new(processors);
     let pipeline = pipeline::Pipeline::start(config.queue.clone(), processors.chain(), store);
     Ok((pipeline, processors))
+}
+
+/// The redaction key kept in the data dir (`redact.key`), generated on first start.
+fn redact_key(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("redact.key");
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_owned()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let key = auth::generate_key().context("generating the redaction key")?;
+    let tmp = data_dir.join("redact.key.tmp");
+    std::fs::write(&tmp, format!("{key}\n")).with_context(|| format!("writing {}", tmp.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {

@@ -37,8 +37,8 @@ pub struct RawGatewayConfig {
     /// Largest request body accepted from a client, in bytes. Default 32 MiB.
     #[serde(default)]
     pub max_request_bytes: Option<usize>,
-    /// Request and response bodies longer than this are recorded truncated, in bytes.
-    /// Default 1 MiB.
+    /// Request and response bodies longer than this are recorded truncated, in bytes; 0 records
+    /// no raw bodies (messages, parameters and usage are still recorded). Default 1 MiB.
     #[serde(default)]
     pub max_recorded_body_bytes: Option<usize>,
     /// The recording queue between the gateway and the store.

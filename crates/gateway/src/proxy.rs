@@ -233,6 +233,44 @@ struct Call {
     upstream_body: Bytes,
     attempts: Vec<Attempt>,
     status: Option<u16>,
+    /// Set once the call is recorded; a call dropped unrecorded was abandoned by its client
+    /// (which also cancelled the upstream request).
+    recorded: bool,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        let call = Call {
+            inner: self.inner.clone(),
+            endpoint: self.endpoint,
+            trace: self.trace.clone(),
+            span_id: self.span_id,
+            project: self.project.clone(),
+            started: self.started,
+            start_ns: self.start_ns,
+            request_body: std::mem::take(&mut self.request_body),
+            extra: std::mem::take(&mut self.extra),
+            ended: self.ended,
+            meta: std::mem::take(&mut self.meta),
+            route: self.route.clone(),
+            upstream_body: self.upstream_body.clone(),
+            attempts: std::mem::take(&mut self.attempts),
+            status: self.status,
+            recorded: false,
+        };
+        let info = ResponseInfo {
+            error: Some((
+                Outcome::ClientDisconnected.as_str().to_owned(),
+                "client disconnected before the response".to_owned(),
+            )),
+            ..ResponseInfo::default()
+        };
+        record(call, &info, Outcome::ClientDisconnected, None, None, Vec::new());
+    }
 }
 
 /// How a call ended, beyond its HTTP status.
@@ -354,6 +392,7 @@ pub(crate) async fn handle(
         upstream_body: upstream_body.clone(),
         attempts: Vec::new(),
         status: None,
+        recorded: false,
     };
     let deadline = started + inner.config.request_timeout;
     let n_steps = plan.len();
@@ -773,13 +812,14 @@ fn finish(
 }
 
 fn record(
-    call: Call,
+    mut call: Call,
     info: &ResponseInfo,
     outcome: Outcome,
     response_body: Option<String>,
     upstream_time: Option<Duration>,
     events: Vec<Event>,
 ) {
+    call.recorded = true;
     let (end_ns, total) = call.ended.unwrap_or_else(|| (unix_nanos(), call.started.elapsed()));
     let end_ns = end_ns.max(call.start_ns);
     let metrics = &call.inner.metrics;
@@ -833,13 +873,16 @@ fn record(
         };
     }
     call.meta.attributes(&mut attributes);
+    // A limit of 0 turns the raw bodies off; messages, parameters and usage stay.
     let max_body = call.inner.config.max_recorded_body_bytes;
-    attributes.push(KeyValue::string(
-        "loupe.gateway.request.body",
-        truncated(&call.upstream_body, max_body),
-    ));
-    if let Some(body) = response_body {
-        attributes.push(KeyValue::string("loupe.gateway.response.body", body));
+    if max_body > 0 {
+        attributes.push(KeyValue::string(
+            "loupe.gateway.request.body",
+            truncated(&call.upstream_body, max_body),
+        ));
+        if let Some(body) = response_body {
+            attributes.push(KeyValue::string("loupe.gateway.response.body", body));
+        }
     }
     let name = match &request.model {
         Some(model) => format!("{} {model}", request.operation),
@@ -923,7 +966,7 @@ fn record(
             schema_url: String::new(),
         },
     );
-    call.inner.recorder.record(Record { project: call.project, spans });
+    call.inner.recorder.record(Record { project: call.project.clone(), spans });
 }
 
 /// `GET /v1/models`: the default route's model list, passed through.

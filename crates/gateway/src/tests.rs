@@ -469,6 +469,18 @@ async fn interrupted_streams_are_recorded() {
     let spans = h.spans(3).await;
     check_spans(&spans[2..], None, expect_file!["../test_data/request_timeout.txt"]);
 
+    // The client gives up before the upstream answers.
+    let abandoned = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .timeout(Duration::from_millis(100))
+        .json(&chat_body("fake-hang"))
+        .send()
+        .await;
+    assert!(abandoned.is_err());
+    let spans = h.spans(4).await;
+    check_spans(&spans[3..], None, expect_file!["../test_data/client_gave_up.txt"]);
+
     // The client reads the first chunk of a slow stream, then goes away.
     body["model"] = json!("fake-slow");
     let mut response =
@@ -476,8 +488,8 @@ async fn interrupted_streams_are_recorded() {
     let first = response.chunk().await.unwrap().unwrap();
     assert!(first.starts_with(b"data: "));
     drop(response);
-    let spans = h.spans(4).await;
-    check_spans(&spans[3..], None, expect_file!["../test_data/stream_client_disconnected.txt"]);
+    let spans = h.spans(5).await;
+    check_spans(&spans[4..], None, expect_file!["../test_data/stream_client_disconnected.txt"]);
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! A tolerant reader of OTLP JSON trace requests.
+//! A tolerant, streaming reader of OTLP JSON trace requests.
 //!
 //! Beyond the spec's own rules (hex ids, 64-bit integers as strings, enums as integers, unknown
 //! fields ignored) it accepts what real senders emit:
@@ -11,38 +11,49 @@
 //!
 //! A body that is not JSON, or whose top-level structure is not a trace request, is an
 //! [`Error`]; everything wrong inside one span rejects only that span.
+//!
+//! Memory: the body is parsed in one streaming pass. The request's envelope (resources, scopes,
+//! spans, events, links) becomes a light [`Node`] tree, and every `attributes` list is read
+//! straight into [`model::KeyValue`]s, so no generic JSON tree of the attributes is ever built
+//! (that tree costs about twelve times the body size).
+
+use std::fmt;
 
 use base64::Engine;
 use model::{AnyValue, Event, KeyValue, Link, RawSpan, Resource, Scope, SpanKind, Status};
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 use crate::span::{check_link, check_span};
 use crate::{Decoded, Error, MAX_VALUE_DEPTH, Rejected};
 
-type Object = Map<String, Value>;
-
 /// Decodes an `application/json` body.
 pub fn decode_json(body: &[u8]) -> Result<Decoded, Error> {
-    let root: Value = serde_json::from_slice(body).map_err(Error::Json)?;
-    let Value::Object(root) = root else {
-        return Err(Error::JsonShape("the top level must be an object".to_owned()));
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let root = NodeSeed.deserialize(&mut deserializer).map_err(Error::Json)?;
+    deserializer.end().map_err(Error::Json)?;
+    let Node::Object(mut root) = root else {
+        return Err(shape("the top level must be an object".to_owned()));
     };
     let mut res = Decoded::default();
-    let resource_spans = array(&root, &["resourceSpans", "resource_spans"], "resourceSpans")?;
-    for (i, resource_spans) in resource_spans.iter().enumerate() {
-        let Value::Object(resource_spans) = resource_spans else {
+    let resource_spans = array(&mut root, &["resourceSpans", "resource_spans"], "resourceSpans")?;
+    for (i, resource_spans) in resource_spans.into_iter().enumerate() {
+        let Node::Object(mut resource_spans) = resource_spans else {
             return Err(shape(format!("resourceSpans[{i}] must be an object")));
         };
-        let resource = match object(resource_spans, &["resource"]) {
-            Some(resource) => read_attributes(resource).map(|attributes| Resource {
-                attributes,
-                dropped_attributes_count: u32_field(resource, DROPPED_ATTRIBUTES).unwrap_or(0),
-            }),
-            None => Ok(Resource::default()),
+        let resource = match take(&mut resource_spans, &["resource"]) {
+            Some(Node::Object(mut resource)) => {
+                take_attributes(&mut resource).map(|attributes| Resource {
+                    attributes,
+                    dropped_attributes_count: u32_field(&resource, DROPPED_ATTRIBUTES).unwrap_or(0),
+                })
+            }
+            _ => Ok(Resource::default()),
         };
-        let resource_schema_url = str_field(resource_spans, &["schemaUrl", "schema_url"]);
+        let resource_schema_url =
+            str_field(&resource_spans, &["schemaUrl", "schema_url"]).to_owned();
         let scope_spans = array(
-            resource_spans,
+            &mut resource_spans,
             &[
                 "scopeSpans",
                 "scope_spans",
@@ -51,28 +62,32 @@ pub fn decode_json(body: &[u8]) -> Result<Decoded, Error> {
             ],
             "scopeSpans",
         )?;
-        for (j, scope_spans) in scope_spans.iter().enumerate() {
-            let Value::Object(scope_spans) = scope_spans else {
+        for (j, scope_spans) in scope_spans.into_iter().enumerate() {
+            let Node::Object(mut scope_spans) = scope_spans else {
                 return Err(shape(format!("resourceSpans[{i}].scopeSpans[{j}] must be an object")));
             };
             let scope_keys =
                 ["scope", "instrumentationLibrary", "instrumentation_library"].as_slice();
-            let scope = match object(scope_spans, scope_keys) {
-                Some(scope) => read_attributes(scope).map(|attributes| Scope {
-                    name: str_field(scope, &["name"]).to_owned(),
-                    version: str_field(scope, &["version"]).to_owned(),
-                    attributes,
-                    dropped_attributes_count: u32_field(scope, DROPPED_ATTRIBUTES).unwrap_or(0),
-                }),
-                None => Ok(Scope::default()),
+            let scope = match take(&mut scope_spans, scope_keys) {
+                Some(Node::Object(mut scope)) => {
+                    take_attributes(&mut scope).map(|attributes| Scope {
+                        name: str_field(&scope, &["name"]).to_owned(),
+                        version: str_field(&scope, &["version"]).to_owned(),
+                        attributes,
+                        dropped_attributes_count: u32_field(&scope, DROPPED_ATTRIBUTES)
+                            .unwrap_or(0),
+                    })
+                }
+                _ => Ok(Scope::default()),
             };
-            let mut schema_url = str_field(scope_spans, &["schemaUrl", "schema_url"]);
+            let mut schema_url = str_field(&scope_spans, &["schemaUrl", "schema_url"]);
             if schema_url.is_empty() {
-                schema_url = resource_schema_url;
+                schema_url = &resource_schema_url;
             }
-            let spans = array(scope_spans, &["spans"], "spans")?;
+            let schema_url = schema_url.to_owned();
+            let spans = array(&mut scope_spans, &["spans"], "spans")?;
             for span in spans {
-                match convert_span(span, &resource, &scope, schema_url) {
+                match convert_span(span, &resource, &scope, &schema_url) {
                     Ok(raw) => res.spans.push(raw),
                     Err(rejected) => res.rejected.push(rejected),
                 }
@@ -88,36 +103,48 @@ fn shape(message: String) -> Error {
     Error::JsonShape(message)
 }
 
+/// The request's envelope: JSON with every `attributes` list already read into key-values.
+enum Node {
+    Scalar(Value),
+    Object(Vec<(String, Node)>),
+    Array(Vec<Node>),
+    Attributes(Result<Vec<KeyValue>, String>),
+}
+
+type Object = Vec<(String, Node)>;
+
 fn convert_span(
-    span: &Value,
+    span: Node,
     resource: &Result<Resource, String>,
     scope: &Result<Scope, String>,
     schema_url: &str,
 ) -> Result<RawSpan, Rejected> {
-    let Value::Object(span) = span else {
+    let Node::Object(mut span) = span else {
         return Err(Rejected {
             trace_id: String::new(),
             span_id: String::new(),
             name: String::new(),
-            reason: format!("span must be a json object, got {}", type_name(span)),
+            reason: format!("span must be a json object, got {}", type_name(&span)),
         });
     };
-    let id_text = |keys: &[&str]| match field(span, keys) {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    };
-    let reject = |reason: String| Rejected {
-        trace_id: id_text(&["traceId", "trace_id"]),
-        span_id: id_text(&["spanId", "span_id"]),
-        name: str_field(span, &["name"]).to_owned(),
-        reason,
-    };
-    convert_span_fields(span, resource, scope, schema_url).map_err(reject)
+    convert_span_fields(&mut span, resource, scope, schema_url).map_err(|reason| {
+        let id_text = |keys: &[&str]| match field(&span, keys) {
+            None | Some(Node::Scalar(Value::Null)) => String::new(),
+            Some(Node::Scalar(Value::String(s))) => s.clone(),
+            Some(Node::Scalar(other)) => other.to_string(),
+            Some(other) => type_name(other).to_owned(),
+        };
+        Rejected {
+            trace_id: id_text(&["traceId", "trace_id"]),
+            span_id: id_text(&["spanId", "span_id"]),
+            name: str_field(&span, &["name"]).to_owned(),
+            reason,
+        }
+    })
 }
 
 fn convert_span_fields(
-    span: &Object,
+    span: &mut Object,
     resource: &Result<Resource, String>,
     scope: &Result<Scope, String>,
     schema_url: &str,
@@ -132,31 +159,31 @@ fn convert_span_fields(
         check_span(&trace_id, &span_id, &parent_span_id, start_time_unix_nano, end_time_unix_nano)?;
     let resource = resource.as_ref().map_err(|reason| format!("resource {reason}"))?.clone();
     let scope = scope.as_ref().map_err(|reason| format!("scope {reason}"))?.clone();
-    let attributes = read_attributes(span)?;
+    let attributes = take_attributes(span)?;
     let mut events = Vec::new();
-    for event in array_lenient(span, &["events"]) {
-        let Value::Object(event) = event else {
-            return Err(format!("event must be a json object, got {}", type_name(event)));
+    for event in take_array(span, &["events"]) {
+        let Node::Object(mut event) = event else {
+            return Err(format!("event must be a json object, got {}", type_name(&event)));
         };
-        let name = str_field(event, &["name"]);
+        let name = str_field(&event, &["name"]).to_owned();
         events.push(Event {
-            time_unix_nano: u64_field(event, &["timeUnixNano", "time_unix_nano"])
+            time_unix_nano: u64_field(&event, &["timeUnixNano", "time_unix_nano"])
                 .map_err(|reason| format!("event '{name}': {reason}"))?,
-            name: name.to_owned(),
-            attributes: read_attributes(event)
+            attributes: take_attributes(&mut event)
                 .map_err(|reason| format!("event '{name}': {reason}"))?,
-            dropped_attributes_count: u32_field(event, DROPPED_ATTRIBUTES)?,
+            dropped_attributes_count: u32_field(&event, DROPPED_ATTRIBUTES)?,
+            name,
         });
     }
     let mut links = Vec::new();
     let mut dropped_links_count = u32_field(span, &["droppedLinksCount", "dropped_links_count"])?;
-    for link in array_lenient(span, &["links"]) {
-        let Value::Object(link) = link else {
-            return Err(format!("link must be a json object, got {}", type_name(link)));
+    for link in take_array(span, &["links"]) {
+        let Node::Object(mut link) = link else {
+            return Err(format!("link must be a json object, got {}", type_name(&link)));
         };
         let ids = (
-            id_field(link, &["traceId", "trace_id"], 16, "link trace id", true),
-            id_field(link, &["spanId", "span_id"], 8, "link span id", true),
+            id_field(&link, &["traceId", "trace_id"], 16, "link trace id", true),
+            id_field(&link, &["spanId", "span_id"], 8, "link span id", true),
         );
         let (Ok(trace_id), Ok(span_id)) = ids else {
             dropped_links_count = dropped_links_count.saturating_add(1);
@@ -169,18 +196,18 @@ fn convert_span_fields(
         links.push(Link {
             trace_id,
             span_id,
-            trace_state: str_field(link, &["traceState", "trace_state"]).to_owned(),
-            attributes: read_attributes(link).map_err(|reason| format!("link: {reason}"))?,
-            dropped_attributes_count: u32_field(link, DROPPED_ATTRIBUTES)?,
-            flags: u32_field(link, &["flags"])?,
+            trace_state: str_field(&link, &["traceState", "trace_state"]).to_owned(),
+            attributes: take_attributes(&mut link).map_err(|reason| format!("link: {reason}"))?,
+            dropped_attributes_count: u32_field(&link, DROPPED_ATTRIBUTES)?,
+            flags: u32_field(&link, &["flags"])?,
         });
     }
-    let status = match object(span, &["status"]) {
-        Some(status) => Status {
+    let status = match field(span, &["status"]) {
+        Some(Node::Object(status)) => Status {
             code: status_code(field(status, &["code"]))?,
             message: str_field(status, &["message"]).to_owned(),
         },
-        None => Status::default(),
+        _ => Status::default(),
     };
     Ok(RawSpan {
         trace_id: checked.trace_id,
@@ -205,43 +232,59 @@ fn convert_span_fields(
     })
 }
 
-fn field<'a>(obj: &'a Object, keys: &[&str]) -> Option<&'a Value> {
-    keys.iter().find_map(|key| obj.get(*key))
+/// The value of the first of `keys` present (the last occurrence of a repeated key wins, as in
+/// JSON object parsers).
+fn field<'a>(obj: &'a Object, keys: &[&str]) -> Option<&'a Node> {
+    keys.iter().find_map(|key| obj.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v))
 }
 
-fn object<'a>(obj: &'a Object, keys: &[&str]) -> Option<&'a Object> {
-    match field(obj, keys) {
-        Some(Value::Object(it)) => Some(it),
-        _ => None,
-    }
+fn take(obj: &mut Object, keys: &[&str]) -> Option<Node> {
+    let i = keys.iter().find_map(|key| obj.iter().rposition(|(k, _)| k == key))?;
+    Some(std::mem::replace(&mut obj[i].1, Node::Scalar(Value::Null)))
 }
 
 /// A repeated field of the request's structure: missing or `null` is empty, anything but an
 /// array is an error.
-fn array<'a>(obj: &'a Object, keys: &[&str], what: &str) -> Result<&'a [Value], Error> {
-    match field(obj, keys) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(values)) => Ok(values),
-        Some(other) => Err(shape(format!("{what} must be an array, got {}", type_name(other)))),
+fn array(obj: &mut Object, keys: &[&str], what: &str) -> Result<Vec<Node>, Error> {
+    match take(obj, keys) {
+        None | Some(Node::Scalar(Value::Null)) => Ok(Vec::new()),
+        Some(Node::Array(values)) => Ok(values),
+        Some(other) => Err(shape(format!("{what} must be an array, got {}", type_name(&other)))),
     }
 }
 
 /// A repeated field inside a span: anything but an array is read as empty.
-fn array_lenient<'a>(obj: &'a Object, keys: &[&str]) -> &'a [Value] {
-    match field(obj, keys) {
-        Some(Value::Array(values)) => values,
-        _ => &[],
+fn take_array(obj: &mut Object, keys: &[&str]) -> Vec<Node> {
+    match take(obj, keys) {
+        Some(Node::Array(values)) => values,
+        _ => Vec::new(),
+    }
+}
+
+/// The `attributes` of a span, resource, scope, event or link (already read while parsing).
+fn take_attributes(obj: &mut Object) -> Result<Vec<KeyValue>, String> {
+    match take(obj, &["attributes"]) {
+        Some(Node::Attributes(res)) => res,
+        _ => Ok(Vec::new()),
     }
 }
 
 fn str_field<'a>(obj: &'a Object, keys: &[&str]) -> &'a str {
     match field(obj, keys) {
-        Some(Value::String(s)) => s,
+        Some(Node::Scalar(Value::String(s))) => s,
         _ => "",
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
+fn type_name(node: &Node) -> &'static str {
+    match node {
+        Node::Scalar(value) => value_type_name(value),
+        Node::Array(_) | Node::Attributes(_) => "an array",
+        Node::Object(_) => "an object",
+    }
+}
+
+fn value_type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -258,11 +301,15 @@ fn key_name<'a>(keys: &[&'a str]) -> &'a str {
 }
 
 fn u64_field(obj: &Object, keys: &[&str]) -> Result<u64, String> {
+    let what = || key_name(keys);
     match field(obj, keys) {
-        None | Some(Value::Null) => Ok(0),
-        Some(value) => as_u64(value).ok_or_else(|| {
-            format!("{} is not an unsigned 64-bit integer: {}", key_name(keys), short(value))
+        None | Some(Node::Scalar(Value::Null)) => Ok(0),
+        Some(Node::Scalar(value)) => as_u64(value).ok_or_else(|| {
+            format!("{} is not an unsigned 64-bit integer: {}", what(), short(value))
         }),
+        Some(other) => {
+            Err(format!("{} is not an unsigned 64-bit integer: {}", what(), type_name(other)))
+        }
     }
 }
 
@@ -312,8 +359,8 @@ fn id_field(
     required: bool,
 ) -> Result<Vec<u8>, String> {
     let text = match field(obj, keys) {
-        None | Some(Value::Null) => "",
-        Some(Value::String(s)) => s.as_str(),
+        None | Some(Node::Scalar(Value::Null)) => "",
+        Some(Node::Scalar(Value::String(s))) => s.as_str(),
         Some(other) => return Err(format!("{what} must be a string, got {}", type_name(other))),
     };
     if text.is_empty() {
@@ -344,15 +391,33 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
         .find_map(|engine| engine.decode(text).ok())
 }
 
-fn span_kind(value: Option<&Value>) -> Result<SpanKind, String> {
-    let Some(value) = value else { return Ok(SpanKind::Unspecified) };
+/// The value of an enum field: an integer, or a name with or without its prefix.
+enum EnumValue<'a> {
+    Number(i32),
+    Name(&'a str),
+    Unset,
+}
+
+fn enum_value<'a>(node: Option<&'a Node>, what: &str) -> Result<EnumValue<'a>, String> {
+    let value = match node {
+        None | Some(Node::Scalar(Value::Null)) => return Ok(EnumValue::Unset),
+        Some(Node::Scalar(value)) => value,
+        Some(other) => return Err(format!("{what} must be an integer, got {}", type_name(other))),
+    };
     if let Some(n) = as_i64(value) {
-        return Ok(SpanKind::from_otlp(i32::try_from(n).unwrap_or(0)));
+        return Ok(EnumValue::Number(i32::try_from(n).unwrap_or(0)));
     }
-    let name = match value {
-        Value::Null => return Ok(SpanKind::Unspecified),
-        Value::String(s) => s.as_str(),
-        other => return Err(format!("kind must be an integer, got {}", type_name(other))),
+    match value {
+        Value::String(s) => Ok(EnumValue::Name(s)),
+        other => Err(format!("{what} must be an integer, got {}", value_type_name(other))),
+    }
+}
+
+fn span_kind(node: Option<&Node>) -> Result<SpanKind, String> {
+    let name = match enum_value(node, "kind")? {
+        EnumValue::Unset => return Ok(SpanKind::Unspecified),
+        EnumValue::Number(n) => return Ok(SpanKind::from_otlp(n)),
+        EnumValue::Name(name) => name,
     };
     let bare = strip_prefix_ignore_case(name, "SPAN_KIND_");
     Ok(match bare.to_ascii_lowercase().as_str() {
@@ -362,27 +427,23 @@ fn span_kind(value: Option<&Value>) -> Result<SpanKind, String> {
         "producer" => SpanKind::Producer,
         "consumer" => SpanKind::Consumer,
         "unspecified" => SpanKind::Unspecified,
-        _ => return Err(format!("kind is not a span kind: {}", short(value))),
+        _ => return Err(format!("kind is not a span kind: {}", short(&name.into()))),
     })
 }
 
-fn status_code(value: Option<&Value>) -> Result<model::StatusCode, String> {
+fn status_code(node: Option<&Node>) -> Result<model::StatusCode, String> {
     use model::StatusCode;
-    let Some(value) = value else { return Ok(StatusCode::Unset) };
-    if let Some(n) = as_i64(value) {
-        return Ok(StatusCode::from_otlp(i32::try_from(n).unwrap_or(0)));
-    }
-    let name = match value {
-        Value::Null => return Ok(StatusCode::Unset),
-        Value::String(s) => s.as_str(),
-        other => return Err(format!("status code must be an integer, got {}", type_name(other))),
+    let name = match enum_value(node, "status code")? {
+        EnumValue::Unset => return Ok(StatusCode::Unset),
+        EnumValue::Number(n) => return Ok(StatusCode::from_otlp(n)),
+        EnumValue::Name(name) => name,
     };
     let bare = strip_prefix_ignore_case(name, "STATUS_CODE_");
     Ok(match bare.to_ascii_lowercase().as_str() {
         "unset" => StatusCode::Unset,
         "ok" => StatusCode::Ok,
         "error" => StatusCode::Error,
-        _ => return Err(format!("status code is not a status: {}", short(value))),
+        _ => return Err(format!("status code is not a status: {}", short(&name.into()))),
     })
 }
 
@@ -393,114 +454,432 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> &'a str {
     }
 }
 
-/// The `attributes` of a span, resource, scope, event or link.
-fn read_attributes(obj: &Object) -> Result<Vec<KeyValue>, String> {
-    key_values(array_lenient(obj, &["attributes"]), 0)
+// Streaming parsers. Each one consumes its whole JSON value, whatever its shape, so a malformed
+// part of one span never stops the parse; only invalid JSON does.
+
+/// Reads the envelope into a [`Node`], and any `attributes` value with [`KeyValuesSeed`].
+struct NodeSeed;
+
+impl<'de> DeserializeSeed<'de> for NodeSeed {
+    type Value = Node;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(NodeSeed)
+    }
 }
 
-fn key_values(values: &[Value], depth: usize) -> Result<Vec<KeyValue>, String> {
-    let mut res = Vec::with_capacity(values.len());
-    for kv in values {
-        let Value::Object(kv) = kv else {
-            return Err(format!("attribute must be a json object, got {}", type_name(kv)));
-        };
-        let key = str_field(kv, &["key"]);
-        let value = match field(kv, &["value"]) {
-            None => AnyValue::Empty,
-            Some(value) => {
-                any_value(value, depth).map_err(|reason| format!("attribute '{key}': {reason}"))?
-            }
-        };
-        res.push(KeyValue { key: key.to_owned(), value });
-    }
-    Ok(res)
-}
+impl<'de> Visitor<'de> for NodeSeed {
+    type Value = Node;
 
-fn any_value(value: &Value, depth: usize) -> Result<AnyValue, String> {
-    if depth > MAX_VALUE_DEPTH {
-        return Err(format!("value nested deeper than {MAX_VALUE_DEPTH} levels"));
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any json value")
     }
-    let obj = match value {
-        Value::Object(obj) => obj,
-        // Bare scalars and arrays in place of an AnyValue: read them as what they are.
-        Value::Null => return Ok(AnyValue::Empty),
-        Value::Bool(b) => return Ok(AnyValue::Bool(*b)),
-        Value::String(s) => return Ok(AnyValue::String(s.clone())),
-        Value::Number(n) => {
-            return Ok(match n.as_i64() {
-                Some(i) => AnyValue::Int(i),
-                None => AnyValue::Double(n.as_f64().unwrap_or(f64::NAN)),
-            });
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::Bool(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::from(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::from(v)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::from(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::String(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::String(v)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::Null))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Scalar(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut res = Vec::new();
+        while let Some(node) = seq.next_element_seed(NodeSeed)? {
+            res.push(node);
         }
-        Value::Array(values) => {
-            return values
-                .iter()
-                .map(|v| any_value(v, depth + 1))
-                .collect::<Result<_, _>>()
-                .map(AnyValue::Array);
+        Ok(Node::Array(res))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut res = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let node = if key == "attributes" {
+                // Anything but an array reads as no attributes.
+                let attributes = map.next_value_seed(ArrayOr(KeyValuesSeed { depth: 0 }))?;
+                Node::Attributes(attributes.unwrap_or(Ok(Vec::new())))
+            } else {
+                map.next_value_seed(NodeSeed)?
+            };
+            res.push((key, node));
+        }
+        Ok(Node::Object(res))
+    }
+}
+
+/// A seed that reads an array's elements one by one.
+trait SeqSeed<'de> {
+    type Out;
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Out, A::Error>;
+}
+
+/// A seed that reads an object's entries one by one.
+trait MapSeed<'de> {
+    type Out;
+    fn map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Out, A::Error>;
+}
+
+/// Reads an array with `S`, or skips any other value and gives its type name.
+struct ArrayOr<S>(S);
+
+/// Reads an object with `S`, or skips any other value and gives its type name.
+struct ObjectOr<S>(S);
+
+macro_rules! skip_other_values {
+    ($result:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Err("a boolean"))
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Err("a number"))
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Err("a number"))
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Err("a number"))
+        }
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Err("a string"))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Err("null"))
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Err("null"))
+        }
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str($result)
         }
     };
-    for (key, inner) in obj {
-        let res = match key.as_str() {
-            "stringValue" | "string_value" => match inner {
-                Value::String(s) => AnyValue::String(s.clone()),
-                Value::Null => AnyValue::Empty,
-                other => AnyValue::String(other.to_string()),
-            },
-            "boolValue" | "bool_value" => match inner {
-                Value::Bool(b) => AnyValue::Bool(*b),
-                Value::String(s) if s.eq_ignore_ascii_case("true") => AnyValue::Bool(true),
-                Value::String(s) if s.eq_ignore_ascii_case("false") => AnyValue::Bool(false),
-                Value::Null => AnyValue::Empty,
-                other => return Err(format!("boolValue is not a boolean: {}", short(other))),
-            },
-            "intValue" | "int_value" => match inner {
-                Value::Null => AnyValue::Empty,
-                other => AnyValue::Int(as_i64(other).ok_or_else(|| {
-                    format!("intValue is not a 64-bit integer: {}", short(other))
-                })?),
-            },
-            "doubleValue" | "double_value" => match inner {
-                Value::Number(n) => AnyValue::Double(n.as_f64().unwrap_or(f64::NAN)),
-                Value::String(s) => AnyValue::Double(match s.trim() {
-                    "NaN" => f64::NAN,
-                    "Infinity" => f64::INFINITY,
-                    "-Infinity" => f64::NEG_INFINITY,
-                    other => other
-                        .parse()
-                        .map_err(|_| format!("doubleValue is not a number: {}", short(inner)))?,
-                }),
-                Value::Null => AnyValue::Empty,
-                other => return Err(format!("doubleValue is not a number: {}", short(other))),
-            },
-            "bytesValue" | "bytes_value" => match inner {
-                Value::String(s) => AnyValue::Bytes(
-                    decode_base64(s)
-                        .ok_or_else(|| format!("bytesValue is not base64: {}", short(inner)))?,
-                ),
-                Value::Null => AnyValue::Empty,
-                other => return Err(format!("bytesValue is not a string: {}", short(other))),
-            },
-            "arrayValue" | "array_value" => {
-                let values = match inner {
-                    Value::Object(array) => array_lenient(array, &["values"]),
-                    _ => &[],
-                };
-                AnyValue::Array(
-                    values.iter().map(|v| any_value(v, depth + 1)).collect::<Result<_, _>>()?,
-                )
-            }
-            "kvlistValue" | "kvlist_value" => {
-                let values = match inner {
-                    Value::Object(list) => array_lenient(list, &["values"]),
-                    _ => &[],
-                };
-                AnyValue::KvList(key_values(values, depth + 1)?)
-            }
-            // Unknown keys (and `stringValueStrindex`, which only profiles use) are ignored.
-            _ => continue,
-        };
-        return Ok(res);
+}
+
+impl<'de, S: SeqSeed<'de>> DeserializeSeed<'de> for ArrayOr<S> {
+    type Value = Result<S::Out, &'static str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
     }
-    Ok(AnyValue::Empty)
+}
+
+impl<'de, S: SeqSeed<'de>> Visitor<'de> for ArrayOr<S> {
+    type Value = Result<S::Out, &'static str>;
+
+    skip_other_values!("an array");
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Ok(Ok(self.0.seq(seq)?))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Err("an object"))
+    }
+}
+
+impl<'de, S: MapSeed<'de>> DeserializeSeed<'de> for ObjectOr<S> {
+    type Value = Result<S::Out, &'static str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, S: MapSeed<'de>> Visitor<'de> for ObjectOr<S> {
+    type Value = Result<S::Out, &'static str>;
+
+    skip_other_values!("an object");
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err("an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Ok(Ok(self.0.map(map)?))
+    }
+}
+
+/// A list of key-values; the first bad entry is the list's error (the rest is still consumed).
+struct KeyValuesSeed {
+    depth: usize,
+}
+
+impl<'de> SeqSeed<'de> for KeyValuesSeed {
+    type Out = Result<Vec<KeyValue>, String>;
+
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
+        let mut res = Ok(Vec::new());
+        while let Some(kv) = seq.next_element_seed(ObjectOr(KeyValueSeed { depth: self.depth }))? {
+            let kv =
+                kv.unwrap_or_else(|got| Err(format!("attribute must be a json object, got {got}")));
+            match (&mut res, kv) {
+                (Ok(list), Ok(kv)) => list.push(kv),
+                (Ok(_), Err(reason)) => res = Err(reason),
+                (Err(_), _) => {}
+            }
+        }
+        Ok(res)
+    }
+}
+
+/// `{"key": ..., "value": AnyValue}`.
+struct KeyValueSeed {
+    depth: usize,
+}
+
+impl<'de> MapSeed<'de> for KeyValueSeed {
+    type Out = Result<KeyValue, String>;
+
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let mut key = String::new();
+        let mut value = Ok(AnyValue::Empty);
+        while let Some(name) = map.next_key::<String>()? {
+            match name.as_str() {
+                "key" => {
+                    if let Value::String(s) = map.next_value::<Value>()? {
+                        key = s;
+                    }
+                }
+                "value" => value = map.next_value_seed(AnyValueSeed { depth: self.depth })?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match value {
+            Ok(value) => Ok(KeyValue { key, value }),
+            Err(reason) => Err(format!("attribute '{key}': {reason}")),
+        })
+    }
+}
+
+/// An `AnyValue` object, or a bare JSON value read as what it is.
+struct AnyValueSeed {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for AnyValueSeed {
+    type Value = Result<AnyValue, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        if self.depth > MAX_VALUE_DEPTH {
+            <IgnoredAny as de::Deserialize>::deserialize(deserializer)?;
+            return Ok(Err(format!("value nested deeper than {MAX_VALUE_DEPTH} levels")));
+        }
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AnyValueSeed {
+    type Value = Result<AnyValue, String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an otlp AnyValue")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Ok(AnyValue::Bool(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Ok(AnyValue::Int(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Ok(match i64::try_from(v) {
+            Ok(i) => AnyValue::Int(i),
+            Err(_) => AnyValue::Double(v as f64),
+        }))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Ok(AnyValue::Double(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Ok(AnyValue::String(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Ok(AnyValue::String(v)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(AnyValue::Empty))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(AnyValue::Empty))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Ok(AnyValuesSeed { depth: self.depth + 1 }.seq(seq)?.map(AnyValue::Array))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        // The first recognized key decides; unknown keys (and `stringValueStrindex`, which only
+        // profiles use) are skipped.
+        let mut res: Option<Result<AnyValue, String>> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if res.is_some() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            res = match key.as_str() {
+                "arrayValue" | "array_value" => Some(
+                    map.next_value_seed(ObjectOr(ValuesSeed { depth: self.depth, kvlist: false }))?
+                        .unwrap_or(Ok(AnyValue::Array(Vec::new()))),
+                ),
+                "kvlistValue" | "kvlist_value" => Some(
+                    map.next_value_seed(ObjectOr(ValuesSeed { depth: self.depth, kvlist: true }))?
+                        .unwrap_or(Ok(AnyValue::KvList(Vec::new()))),
+                ),
+                "stringValue" | "string_value" | "boolValue" | "bool_value" | "intValue"
+                | "int_value" | "doubleValue" | "double_value" | "bytesValue" | "bytes_value" => {
+                    Some(scalar_value(&key, &map.next_value::<Value>()?))
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    None
+                }
+            };
+        }
+        Ok(res.unwrap_or(Ok(AnyValue::Empty)))
+    }
+}
+
+/// `{"values": [...]}` of an `arrayValue` (AnyValues) or a `kvlistValue` (key-values).
+struct ValuesSeed {
+    depth: usize,
+    kvlist: bool,
+}
+
+impl<'de> MapSeed<'de> for ValuesSeed {
+    type Out = Result<AnyValue, String>;
+
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let depth = self.depth + 1;
+        let mut res = Ok(if self.kvlist {
+            AnyValue::KvList(Vec::new())
+        } else {
+            AnyValue::Array(Vec::new())
+        });
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "values" {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            // Anything but an array reads as empty.
+            res = if self.kvlist {
+                map.next_value_seed(ArrayOr(KeyValuesSeed { depth }))?
+                    .unwrap_or(Ok(Vec::new()))
+                    .map(AnyValue::KvList)
+            } else {
+                map.next_value_seed(ArrayOr(AnyValuesSeed { depth }))?
+                    .unwrap_or(Ok(Vec::new()))
+                    .map(AnyValue::Array)
+            };
+        }
+        Ok(res)
+    }
+}
+
+/// The elements of an array of AnyValues; the first bad one is the array's error.
+struct AnyValuesSeed {
+    depth: usize,
+}
+
+impl<'de> SeqSeed<'de> for AnyValuesSeed {
+    type Out = Result<Vec<AnyValue>, String>;
+
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
+        let mut res = Ok(Vec::new());
+        while let Some(value) = seq.next_element_seed(AnyValueSeed { depth: self.depth })? {
+            match (&mut res, value) {
+                (Ok(list), Ok(value)) => list.push(value),
+                (Ok(_), Err(reason)) => res = Err(reason),
+                (Err(_), _) => {}
+            }
+        }
+        Ok(res)
+    }
+}
+
+/// The scalar `AnyValue` kinds, from the JSON value under their key.
+fn scalar_value(key: &str, inner: &Value) -> Result<AnyValue, String> {
+    Ok(match key {
+        "stringValue" | "string_value" => match inner {
+            Value::String(s) => AnyValue::String(s.clone()),
+            Value::Null => AnyValue::Empty,
+            other => AnyValue::String(other.to_string()),
+        },
+        "boolValue" | "bool_value" => match inner {
+            Value::Bool(b) => AnyValue::Bool(*b),
+            Value::String(s) if s.eq_ignore_ascii_case("true") => AnyValue::Bool(true),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => AnyValue::Bool(false),
+            Value::Null => AnyValue::Empty,
+            other => return Err(format!("boolValue is not a boolean: {}", short(other))),
+        },
+        "intValue" | "int_value" => match inner {
+            Value::Null => AnyValue::Empty,
+            other => AnyValue::Int(
+                as_i64(other)
+                    .ok_or_else(|| format!("intValue is not a 64-bit integer: {}", short(other)))?,
+            ),
+        },
+        "doubleValue" | "double_value" => match inner {
+            Value::Number(n) => AnyValue::Double(n.as_f64().unwrap_or(f64::NAN)),
+            Value::String(s) => AnyValue::Double(match s.trim() {
+                "NaN" => f64::NAN,
+                "Infinity" => f64::INFINITY,
+                "-Infinity" => f64::NEG_INFINITY,
+                other => other
+                    .parse()
+                    .map_err(|_| format!("doubleValue is not a number: {}", short(inner)))?,
+            }),
+            Value::Null => AnyValue::Empty,
+            other => return Err(format!("doubleValue is not a number: {}", short(other))),
+        },
+        _ => match inner {
+            // bytesValue
+            Value::String(s) => AnyValue::Bytes(
+                decode_base64(s)
+                    .ok_or_else(|| format!("bytesValue is not base64: {}", short(inner)))?,
+            ),
+            Value::Null => AnyValue::Empty,
+            other => return Err(format!("bytesValue is not a string: {}", short(other))),
+        },
+    })
 }

@@ -8,6 +8,9 @@ use std::time::Instant;
 use model::{ProjectId, RawSpan, StoredSpan, TraceId};
 use pipeline::processors::{Processors, RawPipelineConfig};
 
+/// One way of processing a batch.
+type Run<'a> = Box<dyn Fn(&mut Vec<StoredSpan>) + 'a>;
+
 fn main() -> anyhow::Result<()> {
     let path = std::env::args()
         .nth(1)
@@ -36,11 +39,15 @@ fn main() -> anyhow::Result<()> {
         .map(|raw| StoredSpan { project: project.clone(), view: normalize::derive_view(&raw), raw })
         .collect();
     let n = stored.len() as f64;
-    println!("{} spans; normalize: {:.2} us/span", stored.len(), started.elapsed().as_secs_f64() * 1e6 / n);
+    println!(
+        "{} spans; normalize: {:.2} us/span",
+        stored.len(),
+        started.elapsed().as_secs_f64() * 1e6 / n
+    );
     let batches: Vec<Vec<StoredSpan>> = stored.chunks(100).map(<[StoredSpan]>::to_vec).collect();
     for round in 0..2 {
         // Each processor alone, then the whole chain, on fresh copies of the batches.
-        let mut runs: Vec<(&str, Box<dyn Fn(&mut Vec<StoredSpan>)>)> = Vec::new();
+        let mut runs: Vec<(&str, Run)> = Vec::new();
         if let Some(p) = &processors.redact {
             let p = p.clone();
             runs.push(("redact", Box::new(move |b| pipeline::Processor::process(&*p, b))));

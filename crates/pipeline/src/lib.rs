@@ -22,6 +22,7 @@ mod golden;
 pub mod price;
 pub mod processors;
 pub mod redact;
+pub mod sample;
 
 use std::sync::Arc;
 

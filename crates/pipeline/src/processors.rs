@@ -1,5 +1,5 @@
 //! The processor sections of `loupe.toml` (`[pipeline.content]`, `[pipeline.redact]`,
-//! `[pipeline.price]`, `[pipeline.fingerprint]`) and the ordered [`ProcessorChain`] built from
+//! `[pipeline.price]`, `[pipeline.fingerprint]`, `[pipeline.sample]`) and the ordered [`ProcessorChain`] built from
 //! them, with every processor's counters for `/metrics`.
 //!
 //! The order is fixed: `redact`, `fingerprint`, `content`, `price`. Redaction comes first so
@@ -16,6 +16,7 @@ use crate::content::{ContentConfig, ContentProcessor, RawContentConfig};
 use crate::fingerprint::{FingerprintProcessor, RawFingerprintConfig};
 use crate::price::{PriceProcessor, PriceTable, RawPriceConfig};
 use crate::redact::{RawRedactConfig, RedactConfig, RedactProcessor};
+use crate::sample::{RawSampleConfig, SampleConfig};
 use crate::{Error, Processor, ProcessorChain};
 
 /// The processor sections of the `[pipeline]` table.
@@ -34,6 +35,10 @@ pub struct RawPipelineConfig {
     /// Fingerprints of input messages and system instructions.
     #[serde(default)]
     pub fingerprint: RawFingerprintConfig,
+    /// Tail-sampling policies (validated here; the sampler that applies them runs beside the
+    /// chain, not in it).
+    #[serde(default)]
+    pub sample: RawSampleConfig,
 }
 
 /// The configured processors. Each is shared between the chain and the holder of this value,
@@ -43,6 +48,8 @@ pub struct Processors {
     pub fingerprint: Option<Arc<FingerprintProcessor>>,
     pub content: Arc<ContentProcessor>,
     pub price: Option<Arc<PriceProcessor>>,
+    /// The validated tail-sampling settings, for the background sampler.
+    pub sample: SampleConfig,
 }
 
 /// One counter of one processor, for `/metrics` (`loupe_processor_<name>_total{processor=…}`).
@@ -71,7 +78,8 @@ impl Processors {
             true => Some(Arc::new(PriceProcessor::new(PriceTable::from_raw(&raw.price)?))),
             false => None,
         };
-        Ok(Processors { redact, fingerprint, content, price })
+        let sample = SampleConfig::from_raw(&raw.sample)?;
+        Ok(Processors { redact, fingerprint, content, price, sample })
     }
 
     /// The chain, in the fixed order.

@@ -167,5 +167,5 @@ fn docs_examples_are_valid_configs() {
         Processors::from_raw(&raw).unwrap_or_else(|e| panic!("{e}\n{block}"));
         n_blocks += 1;
     }
-    assert!(n_blocks >= 3, "found {n_blocks} examples");
+    assert!(n_blocks >= 4, "found {n_blocks} examples");
 }

@@ -34,6 +34,7 @@
 
 mod client;
 mod config;
+mod records;
 mod row;
 mod schema;
 mod spill;
@@ -47,12 +48,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use model::{ErrorCode, ProjectId, StoredSpan, TraceId, UnixNanos};
+use model::{
+    Dataset, DatasetItem, DatasetVersion, ErrorCode, Feedback, FeedbackTarget, ProjectId,
+    ScoreConfig, StoredSpan, TraceId, UnixNanos,
+};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use store::{
-    AggregateQuery, AggregateRow, ApiKeyRecord, Cursor, FacetQuery, Facets, Metric, Page,
-    SpanQuery, Store, TraceQuery, TraceSummary, WriteStats,
+    AggregateQuery, AggregateRow, ApiKeyRecord, Cursor, DatasetRef, FacetQuery, Facets, Metric,
+    NewDatasetVersion, Page, SpanQuery, Store, TraceQuery, TraceSummary, WriteStats,
 };
 use tokio::sync::{Mutex, OnceCell};
 
@@ -80,6 +84,10 @@ pub enum Error {
     Corrupt(String),
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("spill io failed")]
     Spill(#[source] std::io::Error),
     #[error("clickhouse is unreachable and the spill is full ({n_bytes} of {max_bytes} bytes)")]
@@ -94,6 +102,8 @@ impl Error {
             Error::InvalidUrl { .. } | Error::InvalidConfig(_) | Error::InvalidQuery(_) => {
                 ErrorCode::BadRequest
             }
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::Conflict(_) => ErrorCode::Conflict,
             Error::Unreachable(_) | Error::SpillFull { .. } => ErrorCode::Unavailable,
             Error::Server { retryable: true, .. } => ErrorCode::Unavailable,
             Error::Server { .. }
@@ -120,6 +130,8 @@ impl From<Error> for store::Error {
         let message = error_text(&e);
         match e {
             Error::InvalidQuery(m) => store::Error::InvalidQuery(m),
+            Error::NotFound(m) => store::Error::NotFound(m),
+            Error::Conflict(m) => store::Error::Conflict(m),
             Error::Corrupt(m) => store::Error::Corrupt(m),
             e if e.code() == ErrorCode::Unavailable => store::Error::Unavailable(message),
             _ => store::Error::Internal(message),
@@ -750,7 +762,16 @@ impl Store for ClickHouseStore {
             .await?;
         let mut spans: Vec<StoredSpan> =
             rows.into_iter().map(FullRow::into_span).collect::<Result<_, _>>()?;
-        inner.fill_operations(project, &mut spans).await?;
+        // The root, when stored, is among the trace's spans: fill from it without a query.
+        let root_operation = spans
+            .iter()
+            .find(|s| s.raw.parent_span_id.is_none())
+            .map(|root| root.view.operation_id.clone().unwrap_or_else(|| root.raw.name.clone()));
+        if let Some(operation) = root_operation {
+            for span in spans.iter_mut().filter(|s| s.view.operation_id.is_none()) {
+                span.view.operation_id = Some(operation.clone());
+            }
+        }
         Ok(spans)
     }
 
@@ -762,7 +783,7 @@ impl Store for ClickHouseStore {
         let inner = &self.inner;
         inner.ensure_schema().await?;
         let limit = page_size(query.limit);
-        let mut needs = Needs::default();
+        let mut needs = Needs::for_project(project);
         let condition = inner.condition(project, &query.time, query.filter.as_ref(), &mut needs)?;
         let source = inner.source(project, &needs);
         let after = match &query.cursor {
@@ -810,7 +831,7 @@ impl Store for ClickHouseStore {
         let inner = &self.inner;
         inner.ensure_schema().await?;
         let limit = page_size(query.limit);
-        let mut needs = Needs::default();
+        let mut needs = Needs::for_project(project);
         let condition = inner.condition(project, &query.time, query.filter.as_ref(), &mut needs)?;
         let source = inner.source(project, &needs);
         let unfiltered = query.filter.is_none() && query.time == store::TimeRange::default();
@@ -858,7 +879,7 @@ impl Store for ClickHouseStore {
             quote_str(session_id)
         );
         Ok(inner
-            .summaries(project, &matching, "1", "t_start ASC, trace_id ASC", page_size(limit))
+            .summaries(project, Some(&matching), "1", "t_start ASC, trace_id ASC", page_size(limit))
             .await?)
     }
 
@@ -867,7 +888,8 @@ impl Store for ClickHouseStore {
         inner.ensure_schema().await?;
         let limit = page_size(query.limit);
         let base = format!("project = {} AND {}", quote(project), sql::time_condition(&query.time));
-        let joined = inner.source(project, &Needs { trace_facts: true });
+        let joined =
+            inner.source(project, &Needs { trace_facts: true, ..Needs::for_project(project) });
         let facets: [(&str, &str); 8] = [
             ("services", "service"),
             ("span_names", "name"),
@@ -933,7 +955,7 @@ impl Store for ClickHouseStore {
     ) -> store::Result<Vec<AggregateRow>> {
         let inner = &self.inner;
         inner.ensure_schema().await?;
-        let mut needs = Needs::default();
+        let mut needs = Needs::for_project(project);
         let condition = inner.condition(project, &query.time, query.filter.as_ref(), &mut needs)?;
         let groups: Vec<String> =
             query.group_by.iter().map(|g| sql::group_expr(g, &mut needs)).collect();
@@ -1177,6 +1199,133 @@ impl Store for ClickHouseStore {
         let body = body.into_bytes();
         inner.retrying(|| inner.client.insert("api_keys", body.clone())).await?;
         Ok(true)
+    }
+
+    async fn put_feedback(&self, feedback: &Feedback) -> store::Result<()> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.put_feedback(feedback).await?)
+    }
+
+    async fn get_feedback(&self, project: &ProjectId, id: &str) -> store::Result<Option<Feedback>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.get_feedback(project, id).await?)
+    }
+
+    async fn list_feedback(
+        &self,
+        project: &ProjectId,
+        target: &FeedbackTarget,
+    ) -> store::Result<Vec<Feedback>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.list_feedback(project, target).await?)
+    }
+
+    async fn trace_feedback(
+        &self,
+        project: &ProjectId,
+        trace_id: TraceId,
+    ) -> store::Result<Vec<Feedback>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.trace_feedback(project, trace_id).await?)
+    }
+
+    async fn pending_feedback(
+        &self,
+        project: &ProjectId,
+        created_before_ns: UnixNanos,
+        limit: u32,
+    ) -> store::Result<Vec<Feedback>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.pending_feedback(project, created_before_ns, limit).await?)
+    }
+
+    async fn delete_feedback(&self, project: &ProjectId, id: &str) -> store::Result<bool> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.delete_feedback(project, id).await?)
+    }
+
+    async fn put_score_config(
+        &self,
+        project: &ProjectId,
+        config: &ScoreConfig,
+    ) -> store::Result<()> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.put_score_config(project, config).await?)
+    }
+
+    async fn list_score_configs(&self, project: &ProjectId) -> store::Result<Vec<ScoreConfig>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.list_score_configs(project).await?)
+    }
+
+    async fn delete_score_config(&self, project: &ProjectId, name: &str) -> store::Result<bool> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.delete_score_config(project, name).await?)
+    }
+
+    async fn create_dataset(&self, dataset: &Dataset) -> store::Result<()> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.create_dataset(dataset).await?)
+    }
+
+    async fn get_dataset(&self, project: &ProjectId, name: &str) -> store::Result<Option<Dataset>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.get_dataset(project, name).await?)
+    }
+
+    async fn list_datasets(&self, project: &ProjectId) -> store::Result<Vec<Dataset>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.list_datasets(project).await?)
+    }
+
+    async fn create_dataset_version(
+        &self,
+        project: &ProjectId,
+        dataset: &str,
+        changes: &NewDatasetVersion,
+    ) -> store::Result<DatasetVersion> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.create_dataset_version(project, dataset, changes).await?)
+    }
+
+    async fn get_dataset_version(
+        &self,
+        project: &ProjectId,
+        dataset: &str,
+        version: u32,
+    ) -> store::Result<Option<DatasetVersion>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.get_dataset_version(project, dataset, version).await?)
+    }
+
+    async fn list_dataset_versions(
+        &self,
+        project: &ProjectId,
+        dataset: &str,
+    ) -> store::Result<Vec<DatasetVersion>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.list_dataset_versions(project, dataset).await?)
+    }
+
+    async fn dataset_items(
+        &self,
+        project: &ProjectId,
+        dataset: &str,
+        version: u32,
+        after: Option<&Cursor>,
+        limit: u32,
+    ) -> store::Result<Page<DatasetItem>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.dataset_items(project, dataset, version, after, limit).await?)
+    }
+
+    async fn span_datasets(
+        &self,
+        project: &ProjectId,
+        span_id: model::SpanId,
+    ) -> store::Result<Vec<DatasetRef>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.span_datasets(project, span_id).await?)
     }
 }
 

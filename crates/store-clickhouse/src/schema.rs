@@ -60,11 +60,13 @@ struct Migration {
     statements: fn(Dialect) -> Vec<String>,
 }
 
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "spans, trace index, api keys", statements: v1 }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "spans, trace index, api keys", statements: v1 },
+    Migration { version: 2, name: "feedback, score configs, datasets", statements: v2 },
+];
 
 /// The newest schema version this build knows.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// The partition key of a nanosecond timestamp column: its UTC day.
 pub(crate) fn day_of(column: &str) -> String {
@@ -155,6 +157,82 @@ fn v1(dialect: Dialect) -> Vec<String> {
         ) ENGINE = ReplacingMergeTree(version)
         ORDER BY key_hash"
             .to_owned(),
+    ]
+}
+
+fn v2(dialect: Dialect) -> Vec<String> {
+    let zstd = dialect.zstd();
+    vec![
+        // Feedback: edited in place (same id) and deleted by users, so each change is a new row
+        // version (deletes are tombstones). The facts span filters use (rating, scores, tags,
+        // correction, comment) are columns; the whole entry is `body_json`.
+        format!(
+            "CREATE TABLE IF NOT EXISTS feedback (
+                project String,
+                id String,
+                target_kind String,
+                trace_id String,
+                span_id String,
+                session_id String,
+                created_ns UInt64,
+                rating_value UInt8,
+                rating_text String,
+                score_keys Array(String),
+                score_is_num Array(UInt8),
+                score_num Array(Float64),
+                score_text Array(String),
+                tags Array(String),
+                has_correction UInt8,
+                correction_text String,
+                comment String,
+                body_json String{zstd},
+                deleted UInt8,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (project, id)"
+        ),
+        "CREATE TABLE IF NOT EXISTS score_configs (
+            project String,
+            name String,
+            body_json String,
+            deleted UInt8,
+            version UInt64
+        ) ENGINE = ReplacingMergeTree(version)
+        ORDER BY (project, name)"
+            .to_owned(),
+        "CREATE TABLE IF NOT EXISTS datasets (
+            project String,
+            name String,
+            body_json String,
+            version UInt64
+        ) ENGINE = ReplacingMergeTree(version)
+        ORDER BY (project, name)"
+            .to_owned(),
+        // Versions are immutable: insert-only. A version exists once its row does; its items
+        // are the rows of `dataset_items` with the same `attempt`, so items left by a failed
+        // attempt at the same number are never read.
+        "CREATE TABLE IF NOT EXISTS dataset_versions (
+            project String,
+            dataset String,
+            version UInt32,
+            attempt String,
+            body_json String
+        ) ENGINE = MergeTree
+        ORDER BY (project, dataset, version)"
+            .to_owned(),
+        format!(
+            "CREATE TABLE IF NOT EXISTS dataset_items (
+                project String,
+                dataset String,
+                version UInt32,
+                attempt String,
+                item_id String,
+                source_span_id String,
+                merged_span_ids Array(String),
+                item_json String{zstd}
+            ) ENGINE = MergeTree
+            ORDER BY (project, dataset, version, item_id)"
+        ),
     ]
 }
 

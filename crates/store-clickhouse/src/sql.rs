@@ -17,6 +17,14 @@ pub(crate) struct Needs {
     /// falls back to the root's): the span source must be joined with per-trace facts
     /// (`t_root_name`, `t_duration`, `t_root_operation`).
     pub(crate) trace_facts: bool,
+    /// Input: the project as a quoted literal, for the feedback subqueries.
+    pub(crate) project: String,
+}
+
+impl Needs {
+    pub(crate) fn for_project(project: &model::ProjectId) -> Needs {
+        Needs { trace_facts: false, project: quote(project) }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -89,6 +97,18 @@ pub(crate) fn compile(expr: &Expr, needs: &mut Needs) -> Result<String, String> 
         Expr::And(items) => join(items, " AND ", needs)?,
         Expr::Or(items) => join(items, " OR ", needs)?,
         Expr::Not(inner) => format!("NOT ({})", compile(inner, needs)?),
+        Expr::Exists(field) if is_feedback_field(field) => {
+            on_feedback(&feedback_exists(field), needs)
+        }
+        Expr::Cmp { field, op, value } if is_feedback_field(field) => match op {
+            CmpOp::Ne => {
+                format!("NOT {}", on_feedback(&feedback_cmp(field, CmpOp::Eq, value)?, needs))
+            }
+            CmpOp::NotGlob => {
+                format!("NOT {}", on_feedback(&feedback_cmp(field, CmpOp::Glob, value)?, needs))
+            }
+            op => on_feedback(&feedback_cmp(field, *op, value)?, needs),
+        },
         Expr::Exists(field) => {
             note_trace_fact(field, needs);
             let (col, kind) = column(field)?;
@@ -115,6 +135,98 @@ pub(crate) fn compile(expr: &Expr, needs: &mut Needs) -> Result<String, String> 
             let (col, kind) = column(field)?;
             compare(field, &col, kind, *op, value)?
         }
+    };
+    Ok(res)
+}
+
+fn is_feedback_field(field: &Field) -> bool {
+    matches!(
+        field,
+        Field::Rating | Field::Score(_) | Field::FeedbackTag | Field::Correction | Field::Feedback
+    )
+}
+
+/// A span has the feedback entries on it (by span id) and, for a trace's root span, the
+/// entries on its trace. `condition` is over `feedback` rows.
+fn on_feedback(condition: &str, needs: &Needs) -> String {
+    let entries = format!(
+        "(SELECT * FROM feedback FINAL WHERE project = {}) WHERE deleted = 0 AND ({condition})",
+        needs.project
+    );
+    format!(
+        "(span_id IN (SELECT span_id FROM {entries} AND target_kind = 'span') \
+         OR (parent_span_id = '' AND trace_id IN \
+         (SELECT trace_id FROM {entries} AND target_kind = 'trace')))"
+    )
+}
+
+fn feedback_exists(field: &Field) -> String {
+    match field {
+        Field::Rating => "rating_value != 0".to_owned(),
+        Field::Score(name) => format!("has(score_keys, {})", quote_str(name)),
+        Field::FeedbackTag => "notEmpty(tags)".to_owned(),
+        Field::Correction => "has_correction = 1".to_owned(),
+        _ => "1".to_owned(),
+    }
+}
+
+/// A condition over `feedback` rows for `field op value` (`op` is neither `!=` nor `!~`).
+fn feedback_cmp(field: &Field, op: CmpOp, value: &Value) -> Result<String, String> {
+    let number = match value {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) if f.is_finite() => Some(*f),
+        Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+        Value::DurationNs(n) => Some(*n as f64),
+        Value::Str(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        Value::Float(_) => None,
+    };
+    let text = value_text(value);
+    let text_cmp = |col: &str| -> String {
+        if op == CmpOp::Glob {
+            format!("{col} != '' AND match(lowerUTF8({col}), {})", quote_str(&glob_regex(&text)))
+        } else {
+            format!("{col} != '' AND {col} {} {}", sql_op(op), quote(&text))
+        }
+    };
+    let res = match field {
+        // `up` and `down` compare as words, numbers with the 1-5 value.
+        Field::Rating => match number {
+            Some(n) if op != CmpOp::Glob => {
+                format!("rating_value != 0 AND rating_value {} {}", sql_op(op), float_literal(n))
+            }
+            _ => text_cmp("rating_text"),
+        },
+        Field::Score(name) => {
+            let name = quote_str(name);
+            match number {
+                Some(n) if op != CmpOp::Glob => format!(
+                    "arrayExists((k, is_num, n) -> k = {name} AND is_num = 1 AND n {} {}, \
+                     score_keys, score_is_num, score_num)",
+                    sql_op(op),
+                    float_literal(n)
+                ),
+                _ if op == CmpOp::Glob => format!(
+                    "arrayExists((k, t) -> k = {name} AND match(lowerUTF8(t), {}), score_keys, \
+                     score_text)",
+                    quote_str(&glob_regex(&text))
+                ),
+                _ => format!(
+                    "arrayExists((k, t) -> k = {name} AND t {} {}, score_keys, score_text)",
+                    sql_op(op),
+                    quote(&text)
+                ),
+            }
+        }
+        Field::FeedbackTag => match op {
+            CmpOp::Eq => format!("has(tags, {})", quote(&text)),
+            CmpOp::Glob => format!(
+                "arrayExists(x -> match(lowerUTF8(x), {}), tags)",
+                quote_str(&glob_regex(&text))
+            ),
+            _ => return Err("feedback.tag supports =, !=, ~ and !~ only".to_owned()),
+        },
+        Field::Correction => text_cmp("correction_text"),
+        _ => text_cmp("comment"),
     };
     Ok(res)
 }
@@ -301,7 +413,7 @@ mod tests {
 
     #[track_caller]
     fn check(expr: Expr, expect: Expect) {
-        let mut needs = Needs::default();
+        let mut needs = Needs::for_project(&model::ProjectId::default_project());
         let res = match compile(&expr, &mut needs) {
             Ok(sql) => format!("{sql}\ntrace_facts={}", needs.trace_facts),
             Err(e) => format!("error: {e}"),
@@ -341,8 +453,8 @@ mod tests {
             expect![[r#"error: Duration compares with numbers, not "slow""#]],
         );
         check(
-            Expr::Exists(Field::Correction),
-            expect![[r#"error: Correction filters are not supported by the clickhouse store yet"#]],
+            cmp(Field::FeedbackTag, CmpOp::Gt, Value::Str("x".into())),
+            expect![[r#"error: feedback.tag supports =, !=, ~ and !~ only"#]],
         );
     }
 }

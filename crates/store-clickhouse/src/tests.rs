@@ -78,6 +78,27 @@ suite_checks!(
     projects_are_isolated,
 );
 
+/// Runs one feedback/dataset suite check against a fresh database, then drops it.
+macro_rules! feedback_checks {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $check() {
+            let Some(url) = clickhouse_url() else { return };
+            let store = fresh_store(&url).await;
+            suite::feedback::$check(&store).await;
+            store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+        }
+    )*};
+}
+
+feedback_checks!(
+    feedback_round_trip_and_edits,
+    feedback_before_its_span_is_pending,
+    feedback_filters,
+    score_configs_crud,
+    dataset_versions_are_immutable,
+);
+
 /// The whole suite through its entry point, so checks added to it later run here too.
 #[tokio::test]
 async fn suite_run_all() {
@@ -92,7 +113,8 @@ async fn suite_run_all() {
             Box::new(store) as Box<dyn Store>
         }
     };
-    suite::run_all(make_store).await;
+    suite::run_all(&make_store).await;
+    suite::feedback::run_all(&make_store).await;
     let configs = databases.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for config in configs {
         let store = ClickHouseStore::open_lazy(config).unwrap_or_else(|e| panic!("{e}"));
@@ -200,23 +222,54 @@ fn batch(n: u64, n_spans: u64) -> Vec<StoredSpan> {
         .collect()
 }
 
+/// How the test takes ClickHouse away.
+enum Outage {
+    /// A proxy in front of the shared server is cut (safe next to other tests).
+    Proxy(Proxy),
+    /// The real server is stopped and started with `scripts/clickhouse.sh` (set
+    /// `LOUPE_CLICKHOUSE_RESTART=1` and run this test alone: other tests would fail meanwhile).
+    Restart,
+}
+
+impl Outage {
+    fn set_up(&self, up: bool) {
+        match self {
+            Outage::Proxy(proxy) => proxy.set_up(up),
+            Outage::Restart => {
+                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/clickhouse.sh");
+                let status = std::process::Command::new(script)
+                    .arg(if up { "start" } else { "stop" })
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .unwrap_or_else(|e| panic!("{script}: {e}"));
+                assert!(status.success(), "{script} failed");
+            }
+        }
+    }
+}
+
 /// ClickHouse goes away in the middle of a load and comes back: every acknowledged span is
 /// stored exactly once, whether it went straight in or through the spill.
 #[tokio::test]
 async fn spill_and_replay_when_clickhouse_goes_away_mid_load() {
     let Some(url) = clickhouse_url() else { return };
-    let base = ClickHouseConfig::from_url(&url).unwrap_or_else(|e| panic!("{e}"));
-    let upstream: SocketAddr = format!(
-        "{}:{}",
-        base.endpoint.host_str().unwrap_or("127.0.0.1"),
-        base.endpoint.port().unwrap_or(8123)
-    )
-    .parse()
-    .unwrap_or_else(|e| panic!("{e}"));
-    let proxy = Proxy::start(upstream).await;
+    let (outage, store_url) = if std::env::var("LOUPE_CLICKHOUSE_RESTART").is_ok_and(|v| v == "1") {
+        (Outage::Restart, url.clone())
+    } else {
+        let base = ClickHouseConfig::from_url(&url).unwrap_or_else(|e| panic!("{e}"));
+        let upstream: SocketAddr = format!(
+            "{}:{}",
+            base.endpoint.host_str().unwrap_or("127.0.0.1"),
+            base.endpoint.port().unwrap_or(8123)
+        )
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+        let proxy = Proxy::start(upstream).await;
+        let store_url = format!("http://{}/", proxy.addr);
+        (Outage::Proxy(proxy), store_url)
+    };
     let spill_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut config =
-        test_config(&format!("http://{}/", proxy.addr)).with_spill_dir(spill_dir.path());
+    let mut config = test_config(&store_url).with_spill_dir(spill_dir.path());
     config.insert_attempts = 2;
     config.retry_base = std::time::Duration::from_millis(10);
     // Replays are driven by the test (and the background task, which may win some).
@@ -241,11 +294,11 @@ async fn spill_and_replay_when_clickhouse_goes_away_mid_load() {
     let mut spilled_while_down = 0;
     while let Some(n) = acked_rx.recv().await {
         if n == 9 {
-            proxy.set_up(false);
+            outage.set_up(false);
         }
         if n == 19 {
             spilled_while_down = store.spill_bytes();
-            proxy.set_up(true);
+            outage.set_up(true);
         }
     }
     let acked = writer.await.unwrap_or_else(|e| panic!("{e}"));

@@ -161,6 +161,16 @@ fn make_trace(rng: &mut Rng, project: &ProjectId, start_ns: u64) -> (TraceId, Ve
     (trace_id, res)
 }
 
+/// CPU time (user + system) of this process so far, from `/proc/self/stat` (Linux; 0 elsewhere).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // After the command name: state is field 0, utime 11, stime 12 (clock ticks of 1/100 s).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn millis(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
@@ -202,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
     let n_traces = n_spans / SPANS_PER_TRACE;
     let mut trace_ids = Vec::with_capacity(n_traces);
     let mut write_time = Duration::ZERO;
+    let mut write_cpu = 0.0;
     let mut batch = Vec::with_capacity(BATCH + SPANS_PER_TRACE);
     let mut n_written = 0u64;
     let started = Instant::now();
@@ -211,8 +222,10 @@ async fn main() -> anyhow::Result<()> {
         batch.extend(spans);
         if batch.len() >= BATCH || t + 1 == n_traces {
             let write_started = Instant::now();
+            let cpu_started = cpu_secs();
             let stats = store.write_spans(&batch).await?;
             write_time += write_started.elapsed();
+            write_cpu += cpu_secs() - cpu_started;
             n_written += stats.n_written;
             batch.clear();
         }
@@ -232,6 +245,13 @@ async fn main() -> anyhow::Result<()> {
         write_time.as_secs_f64(),
         n_written as f64 / total_time.as_secs_f64()
     );
+    println!(
+        "write cpu: {:.1} s of process cpu during write_spans ({:.0} spans per cpu-second)",
+        write_cpu,
+        n_written as f64 / write_cpu.max(0.01)
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average during the run: {}", load.trim());
     let bytes = dir_size(&data_dir);
     println!("bytes on disk: {bytes} ({:.0} per span)", bytes as f64 / n_written.max(1) as f64);
 

@@ -30,7 +30,7 @@ pub(crate) struct Doc {
 pub(crate) fn encode(raw: &RawSpan, view: &LlmView) -> Result<Vec<u8>, Error> {
     let json = serde_json::to_vec(&DocRef { raw, view })
         .map_err(|e| Error::Corrupt(format!("cannot encode span: {e}")))?;
-    let compressed = if std::env::var("XNOLZ4").is_ok() { json } else { lz4_flex::compress_prepend_size(&json) };
+    let compressed = lz4_flex::compress_prepend_size(&json);
     let mut res = Vec::with_capacity(compressed.len() + 1);
     res.push(FORMAT_LZ4_JSON);
     res.extend_from_slice(&compressed);

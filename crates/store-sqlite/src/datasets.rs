@@ -22,20 +22,15 @@ use crate::{Error, SqliteStore};
 
 const MAX_LIMIT: u32 = 1000;
 
-fn dataset_row(
-    row: &Row<'_>,
-) -> rusqlite::Result<(String, String, Option<String>, i64, Option<i64>)> {
+/// A `datasets` row: project, name, description, creation time, latest version.
+type DatasetRow = (String, String, Option<String>, i64, Option<i64>);
+
+fn dataset_row(row: &Row<'_>) -> rusqlite::Result<DatasetRow> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
 }
 
 fn to_dataset(
-    (project, name, description, created_ns, latest_version): (
-        String,
-        String,
-        Option<String>,
-        i64,
-        Option<i64>,
-    ),
+    (project, name, description, created_ns, latest_version): DatasetRow,
 ) -> Result<Dataset, Error> {
     Ok(Dataset {
         project: ProjectId::new(&project).map_err(Error::Corrupt)?,

@@ -76,6 +76,16 @@ fn column(field: &Field) -> Result<Column, Error> {
     })
 }
 
+/// Whether the filter has a full-text part (which needs the index to have caught up).
+pub(crate) fn has_text(expr: &Expr) -> bool {
+    match expr {
+        Expr::And(items) | Expr::Or(items) => items.iter().any(has_text),
+        Expr::Not(inner) => has_text(inner),
+        Expr::Text(_) => true,
+        Expr::Cmp { .. } | Expr::Exists(_) => false,
+    }
+}
+
 /// Appends the condition for `expr`.
 pub(crate) fn expr_sql(expr: &Expr, out: &mut Sql) -> Result<(), Error> {
     match expr {
@@ -106,7 +116,7 @@ pub(crate) fn expr_sql(expr: &Expr, out: &mut Sql) -> Result<(), Error> {
             if query.is_empty() {
                 out.push("1");
             } else {
-                out.push("s.id IN (SELECT rowid FROM spans_fts WHERE spans_fts MATCH ");
+                out.push("s.id IN (SELECT rowid FROM search.spans_fts WHERE spans_fts MATCH ");
                 out.param(SqlValue::Text(query));
                 out.push(")");
             }

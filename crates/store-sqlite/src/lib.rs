@@ -33,6 +33,7 @@ mod feedback;
 mod filter;
 mod read;
 mod schema;
+mod search;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -196,7 +197,11 @@ pub struct SqliteStore {
 }
 
 struct Inner {
+    /// Keeps the full-text index up to date and checkpoints the WAL; declared first so it
+    /// stops before the connections close.
+    indexer: search::Indexer,
     path: PathBuf,
+    search_path: PathBuf,
     writer: Mutex<Connection>,
     /// Idle read connections; a query takes one and gives it back.
     readers: Mutex<Vec<Connection>>,
@@ -227,7 +232,11 @@ impl SqliteStore {
         ))?;
         codec::register_functions(&writer)?;
         schema::migrate(&mut writer)?;
+        let search_path = config.data_dir.join(search::SEARCH_FILE_NAME);
+        let indexer = search::Indexer::start(path.clone(), search_path.clone())?;
         let inner = Inner {
+            indexer,
+            search_path,
             path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
@@ -247,16 +256,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            // A poisoned lock means a panic mid-call; SQLite rolled the transaction back when
-            // it was dropped, so the connection is still usable.
-            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?;
-        res.map_err(store::Error::from)
+        self.with_writer_and_state(move |conn, _| f(conn)).await
     }
 
     /// Runs `f` with a read connection on the blocking pool.
@@ -265,14 +265,41 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
     {
+        self.with_reader_and_state(move |conn, _| f(conn)).await
+    }
+
+    /// Runs `f` with the writer connection and the store's state on the blocking pool.
+    async fn with_writer_and_state<T, F>(&self, f: F) -> Result<T, store::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Inner) -> Result<T, Error> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            // A poisoned lock means a panic mid-call; SQLite rolled the transaction back when
+            // it was dropped, so the connection is still usable.
+            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn, &inner)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+        res.map_err(store::Error::from)
+    }
+
+    /// Runs `f` with a read connection and the store's state on the blocking pool.
+    async fn with_reader_and_state<T, F>(&self, f: F) -> Result<T, store::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Inner) -> Result<T, Error> + Send + 'static,
+    {
         let inner = self.inner.clone();
         let res = tokio::task::spawn_blocking(move || {
             let idle = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let conn = match idle {
                 Some(conn) => conn,
-                None => open_reader(&inner.path)?,
+                None => open_reader(&inner.path, &inner.search_path)?,
             };
-            let res = f(&conn);
+            let res = f(&conn, &inner);
             let mut readers = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
             if readers.len() < inner.max_idle_readers {
                 readers.push(conn);
@@ -285,7 +312,7 @@ impl SqliteStore {
     }
 }
 
-fn open_reader(path: &Path) -> Result<Connection, Error> {
+fn open_reader(path: &Path, search_path: &Path) -> Result<Connection, Error> {
     let conn =
         Connection::open(path).map_err(|source| Error::Open { path: path.to_owned(), source })?;
     conn.execute_batch(
@@ -294,8 +321,23 @@ fn open_reader(path: &Path) -> Result<Connection, Error> {
          PRAGMA temp_store = MEMORY;
          PRAGMA query_only = 1;",
     )?;
+    conn.execute("ATTACH DATABASE ?1 AS search", [search_path.to_string_lossy()])?;
     codec::register_functions(&conn)?;
     Ok(conn)
+}
+
+/// Before a full-text query, waits (boundedly) until the index covers every span stored now.
+fn wait_for_index(
+    conn: &Connection,
+    inner: &Inner,
+    filter: Option<&store::Expr>,
+) -> Result<(), Error> {
+    if filter.is_some_and(filter::has_text) {
+        let max_rowid: i64 =
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM spans", [], |row| row.get(0))?;
+        inner.indexer.shared().wait_indexed(max_rowid);
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -308,9 +350,28 @@ impl Store for SqliteStore {
         if spans.is_empty() {
             return Ok(WriteStats::default());
         }
-        // Encoding (JSON + LZ4) is the CPU-heavy part; it happens on the blocking pool too.
+        // Encoding (JSON + LZ4) and the inserts take tens of milliseconds for a group-committed
+        // batch. On a multi-threaded runtime they run in place, with this worker handed over
+        // to the blocking pool (no copy of the batch); elsewhere on the blocking pool.
+        let flavor = tokio::runtime::Handle::current().runtime_flavor();
+        if flavor == tokio::runtime::RuntimeFlavor::MultiThread {
+            let inner = &self.inner;
+            let res = tokio::task::block_in_place(|| {
+                // See `with_writer_and_state` on poisoning.
+                let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+                let (stats, max_rowid) = write::write_spans(&mut conn, spans)?;
+                inner.indexer.shared().written_upto(max_rowid);
+                Ok::<_, Error>(stats)
+            });
+            return res.map_err(store::Error::from);
+        }
         let spans = spans.to_vec();
-        self.with_writer(move |conn| write::write_spans(conn, &spans)).await
+        self.with_writer_and_state(move |conn, inner| {
+            let (stats, max_rowid) = write::write_spans(conn, &spans)?;
+            inner.indexer.shared().written_upto(max_rowid);
+            Ok(stats)
+        })
+        .await
     }
 
     async fn get_trace(
@@ -328,7 +389,11 @@ impl Store for SqliteStore {
         query: &SpanQuery,
     ) -> store::Result<Page<StoredSpan>> {
         let (project, query) = (project.clone(), query.clone());
-        self.with_reader(move |conn| read::search_spans(conn, &project, &query)).await
+        self.with_reader_and_state(move |conn, inner| {
+            wait_for_index(conn, inner, query.filter.as_ref())?;
+            read::search_spans(conn, &project, &query)
+        })
+        .await
     }
 
     async fn search_traces(
@@ -337,7 +402,11 @@ impl Store for SqliteStore {
         query: &TraceQuery,
     ) -> store::Result<Page<TraceSummary>> {
         let (project, query) = (project.clone(), query.clone());
-        self.with_reader(move |conn| read::search_traces(conn, &project, &query)).await
+        self.with_reader_and_state(move |conn, inner| {
+            wait_for_index(conn, inner, query.filter.as_ref())?;
+            read::search_traces(conn, &project, &query)
+        })
+        .await
     }
 
     async fn session_traces(
@@ -361,7 +430,11 @@ impl Store for SqliteStore {
         query: &AggregateQuery,
     ) -> store::Result<Vec<AggregateRow>> {
         let (project, query) = (project.clone(), query.clone());
-        self.with_reader(move |conn| read::aggregate(conn, &project, &query)).await
+        self.with_reader_and_state(move |conn, inner| {
+            wait_for_index(conn, inner, query.filter.as_ref())?;
+            read::aggregate(conn, &project, &query)
+        })
+        .await
     }
 
     async fn scan_spans(
@@ -375,7 +448,12 @@ impl Store for SqliteStore {
 
     async fn update_views(&self, spans: &[StoredSpan]) -> store::Result<u64> {
         let spans = spans.to_vec();
-        self.with_writer(move |conn| write::update_views(conn, &spans)).await
+        self.with_writer_and_state(move |conn, inner| {
+            let texts = write::update_views(conn, &spans)?;
+            search::reindex(inner.indexer.shared(), &inner.search_path, &texts)?;
+            Ok(texts.len() as u64)
+        })
+        .await
     }
 
     async fn put_api_key(&self, record: &ApiKeyRecord) -> store::Result<()> {

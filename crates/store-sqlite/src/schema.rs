@@ -11,10 +11,14 @@ use crate::Error;
 
 /// `(version, SQL)`, in order.
 /// Version 2 adds feedback, score configs and datasets (see `feedback.rs`, `datasets.rs`).
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, crate::feedback::MIGRATION)];
+/// Version 3 moves the full-text index out to `search.db` (see `search.rs`).
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, crate::feedback::MIGRATION), (3, V3)];
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 2;
+pub(crate) const LATEST_VERSION: i64 = 3;
+
+/// The full-text index is rebuilt in `search.db` from the stored spans at open.
+const V3: &str = "DROP TABLE IF EXISTS spans_fts;";
 
 const V1: &str = "
 CREATE TABLE spans (

@@ -1,27 +1,194 @@
-//! The backend-neutral suite run against fresh SQLite stores, and the schema golden test.
+//! The backend-neutral suite run against fresh SQLite stores, the schema golden test, and the
+//! store's own behaviour around files (reopening, a lost search index, a newer schema).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use store::Store;
+use expect_test::{Expect, expect};
+use model::{ProjectId, TraceId};
+use store::suite::{llm, span};
+use store::{SpanQuery, Store, TraceQuery};
 
 use crate::{SqliteConfig, SqliteStore};
 
-/// Fresh stores live in temporary dirs that are kept alive (leaked) for the test's duration.
-fn fresh_store() -> SqliteStore {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.keep();
-    SqliteStore::open(SqliteConfig::new(path)).expect("open store")
+fn open(dir: &Path) -> SqliteStore {
+    SqliteStore::open(SqliteConfig::new(dir)).expect("open store")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_suite() {
-    store::suite::run_all(|| async { Box::new(fresh_store()) as Box<dyn Store> }).await;
+    let parent = tempfile::tempdir().expect("temp dir");
+    let n_stores = AtomicUsize::new(0);
+    store::suite::run_all(|| {
+        let dir = parent.path().join(n_stores.fetch_add(1, Ordering::Relaxed).to_string());
+        async move { Box::new(open(&dir)) as Box<dyn Store> }
+    })
+    .await;
+}
+
+/// The same suite on a current-thread runtime, where writes take the blocking-pool path.
+#[tokio::test(flavor = "current_thread")]
+async fn backend_suite_current_thread() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let n_stores = AtomicUsize::new(0);
+    store::suite::run_all(|| {
+        let dir = parent.path().join(n_stores.fetch_add(1, Ordering::Relaxed).to_string());
+        async move { Box::new(open(&dir)) as Box<dyn Store> }
+    })
+    .await;
 }
 
 #[test]
 fn data_dir_is_created() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("a/b");
-    let store = SqliteStore::open(SqliteConfig::new(&data_dir)).expect("open");
-    assert!(Path::new(store.path()).exists());
+    let store = open(&data_dir);
+    assert!(store.path().exists());
+    assert!(data_dir.join("search.db").exists());
+}
+
+/// A short description of what a store holds, for snapshots.
+async fn render(store: &SqliteStore) -> String {
+    let project = ProjectId::default_project();
+    let mut res = String::new();
+    let traces = store
+        .search_traces(&project, &TraceQuery { with_total: true, ..TraceQuery::default() })
+        .await
+        .expect("search traces");
+    res.push_str(&format!("traces: {}\n", traces.total.unwrap_or(0)));
+    for trace in &traces.items {
+        res.push_str(&format!(
+            "trace {} root={:?} op={:?} spans={} llm={} errors={} tokens={}/{} cost={:?} \
+             session={:?}\n",
+            trace.trace_id,
+            trace.root_name,
+            trace.operation_id,
+            trace.n_spans,
+            trace.n_llm_spans,
+            trace.n_errors,
+            trace.input_tokens,
+            trace.output_tokens,
+            trace.cost.map(|c| c.to_string()),
+            trace.session_id,
+        ));
+        for span in store.get_trace(&project, trace.trace_id).await.expect("get trace") {
+            res.push_str(&format!(
+                "  {} {} {} model={:?} op={:?} attrs={} messages={}+{}\n",
+                span.raw.span_id,
+                span.raw.name,
+                span.view.span_type.as_str(),
+                span.view.model(),
+                span.view.operation_id,
+                span.raw.attributes.len(),
+                span.view.input_messages.len(),
+                span.view.output_messages.len(),
+            ));
+        }
+    }
+    for filter in ["refund", "type = llm and model ~ \"gpt*\""] {
+        let query = SpanQuery {
+            filter: store::syntax::parse(filter).expect("filter"),
+            with_total: true,
+            ..SpanQuery::default()
+        };
+        let page = store.search_spans(&project, &query).await.expect("search spans");
+        res.push_str(&format!("spans [{filter}]: {}\n", page.total.unwrap_or(0)));
+    }
+    res
+}
+
+#[track_caller]
+fn check_dump(dump: &str, expect: Expect) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conn = rusqlite::Connection::open(dir.path().join(crate::DB_FILE_NAME)).expect("create");
+    conn.execute_batch(dump).expect("load dump");
+    drop(conn);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let actual = runtime.block_on(async {
+        let store = open(dir.path());
+        let version: i64 = store
+            .with_reader(|conn| {
+                Ok(conn.query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
+                    row.get(0)
+                })?)
+            })
+            .await
+            .expect("version");
+        let key = store.find_api_key(&"a".repeat(64)).await.expect("api key");
+        format!(
+            "schema version: {version}\napi key: {:?}\n{}",
+            key.map(|k| (k.id, k.project.to_string(), k.labels)),
+            render(&store).await
+        )
+    });
+    expect.assert_eq(&actual);
+}
+
+/// A data dir written by schema version 1 opens, migrates, and reads back (including a
+/// full-text index rebuilt from the stored spans).
+#[test]
+fn schema_v1_data_dir_opens() {
+    check_dump(
+        include_str!("../test_data/schema_v1.sql"),
+        expect![[r#"
+            schema version: 3
+            api key: Some(("key_golden", "default", {"team": "search"}))
+            traces: 1
+            trace 0d83b3e29a21487a54c44c79f1fe9d67 root=Some("refund_chat.turn") op=Some("refund_chat.turn") spans=8 llm=3 errors=0 tokens=1536/384 cost=Some("0.007035") session=Some("sess-8754")
+              a945f342007a0e78 refund_chat.turn other model=None op=Some("refund_chat.turn") attrs=3 messages=0+0
+              7d6e0b878a794779 llm.query_rewrite llm model=Some("gpt-4o-mini") op=Some("refund_chat.turn") attrs=8 messages=1+1
+              91d8d6e5a10dd485 vector.embed embedding model=None op=Some("refund_chat.turn") attrs=1 messages=0+0
+              9de6cf0f6d5a586e vector.retrieve retrieval model=None op=Some("refund_chat.turn") attrs=1 messages=0+0
+              d566404840a2ab9d rerank.cross_encoder reranker model=None op=Some("refund_chat.turn") attrs=1 messages=0+0
+              674bfece098c4828 llm.generate llm model=Some("gpt-4o-2024-08-06") op=Some("refund_chat.turn") attrs=8 messages=1+1
+              87d6e3d2afc200ac tool.citation_check tool model=None op=Some("refund_chat.turn") attrs=1 messages=0+0
+              d3f57ac518cbb99d llm.judge.policy_correct llm model=Some("claude-sonnet-4") op=Some("refund_chat.turn") attrs=8 messages=1+1
+            spans [refund]: 3
+            spans [type = llm and model ~ "gpt*"]: 2
+        "#]],
+    );
+}
+
+/// Spans survive closing and reopening; a deleted search index is rebuilt at open; a database
+/// from a newer version is refused with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopen_rebuild_index_and_refuse_newer_schema() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spans = vec![
+        span("default", 1, 1, None, "turn", 0, 100),
+        llm(span("default", 1, 2, Some(1), "call", 10, 50), "gpt-4o", 10, 5, "refund please"),
+    ];
+    let store = open(dir.path());
+    store.write_spans(&spans).await.expect("write");
+    drop(store);
+    std::fs::remove_file(dir.path().join("search.db")).expect("remove index");
+    let store = open(dir.path());
+    let trace = store
+        .get_trace(
+            &ProjectId::default_project(),
+            TraceId::from_bytes(&spans[0].raw.trace_id.as_bytes()[..]).expect("id"),
+        )
+        .await
+        .expect("get trace");
+    assert_eq!(trace.len(), 2);
+    let query = SpanQuery {
+        filter: store::syntax::parse("refund").expect("filter"),
+        ..SpanQuery::default()
+    };
+    let found = store.search_spans(&ProjectId::default_project(), &query).await.expect("search");
+    assert_eq!(found.items.len(), 1, "index rebuilt from the stored spans");
+    store
+        .with_writer(|conn| {
+            Ok(conn.execute("INSERT INTO schema_migrations (version) VALUES (99)", [])?)
+        })
+        .await
+        .expect("bump version");
+    drop(store);
+    let error = SqliteStore::open(SqliteConfig::new(dir.path())).err().expect("refused");
+    expect![[r#"database schema version 99 is newer than this build supports (3); upgrade loupe"#]]
+        .assert_eq(&error.to_string());
 }

@@ -123,25 +123,23 @@ pub(crate) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Writes spans in one transaction; returns the stats and the highest rowid inserted (0 when
+/// none was).
 pub(crate) fn write_spans(
     conn: &mut Connection,
     spans: &[StoredSpan],
-) -> Result<WriteStats, Error> {
+) -> Result<(WriteStats, i64), Error> {
     let tx = conn.transaction()?;
     let mut res = WriteStats::default();
+    let mut max_rowid = 0;
     // New spans per trace, in arrival order.
     let mut touched: HashMap<(ProjectId, [u8; 16]), Vec<SpanFacts>> = HashMap::new();
     {
         let mut insert = tx.prepare_cached(INSERT_SPAN)?;
-        let mut insert_text =
-            tx.prepare_cached("INSERT INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
         for span in spans {
             if insert_span(&mut insert, span)? {
                 res.n_written += 1;
-                let text = span.view.searchable_text();
-                if !text.is_empty() && std::env::var("XNOFTS").is_err() {
-                    insert_text.execute(params![tx.last_insert_rowid(), text])?;
-                }
+                max_rowid = max_rowid.max(tx.last_insert_rowid());
                 touched
                     .entry((span.project.clone(), *span.raw.trace_id.as_bytes()))
                     .or_default()
@@ -159,7 +157,7 @@ pub(crate) fn write_spans(
         save_rollup(&tx, &project, &trace_id, &rollup)?;
     }
     tx.commit()?;
-    Ok(res)
+    Ok((res, max_rowid))
 }
 
 /// Inserts one span; `false` when it was already stored.
@@ -288,11 +286,15 @@ fn save_rollup(
     Ok(())
 }
 
-/// Replaces views (and the columns and text index derived from them), then rebuilds the
-/// roll-ups of the traces concerned from all their spans.
-pub(crate) fn update_views(conn: &mut Connection, spans: &[StoredSpan]) -> Result<u64, Error> {
+/// Replaces views (and the columns derived from them), then rebuilds the roll-ups of the
+/// traces concerned from all their spans. Returns the rowids updated with their new searchable
+/// text, for the full-text index.
+pub(crate) fn update_views(
+    conn: &mut Connection,
+    spans: &[StoredSpan],
+) -> Result<Vec<(i64, String)>, Error> {
     let tx = conn.transaction()?;
-    let mut n_updated = 0;
+    let mut texts = Vec::new();
     let mut touched: HashMap<(ProjectId, [u8; 16]), ()> = HashMap::new();
     {
         let mut select = tx.prepare_cached(
@@ -304,9 +306,6 @@ pub(crate) fn update_views(conn: &mut Connection, spans: &[StoredSpan]) -> Resul
                 session = ?10, user = ?11, env = ?12, tags = ?13, doc = ?14
              WHERE id = ?1",
         )?;
-        let mut delete_text = tx.prepare_cached("DELETE FROM spans_fts WHERE rowid = ?1")?;
-        let mut insert_text =
-            tx.prepare_cached("INSERT INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
         for span in spans {
             let raw = &span.raw;
             let found: Option<(i64, Vec<u8>)> = select
@@ -344,12 +343,7 @@ pub(crate) fn update_views(conn: &mut Connection, spans: &[StoredSpan]) -> Resul
                 tags,
                 codec::encode(&stored.raw, view)?,
             ])?;
-            delete_text.execute([id])?;
-            let text = view.searchable_text();
-            if !text.is_empty() {
-                insert_text.execute(params![id, text])?;
-            }
-            n_updated += 1;
+            texts.push((id, view.searchable_text()));
             touched.insert((span.project.clone(), *raw.trace_id.as_bytes()), ());
         }
     }
@@ -357,7 +351,7 @@ pub(crate) fn update_views(conn: &mut Connection, spans: &[StoredSpan]) -> Resul
         rebuild_rollup(&tx, &project, &trace_id)?;
     }
     tx.commit()?;
-    Ok(n_updated)
+    Ok(texts)
 }
 
 /// Recomputes a trace's roll-up from all its stored spans.

@@ -267,6 +267,14 @@ pub trait Store: Send + Sync + 'static {
         let _ = (project, span_id);
         Err(unsupported("datasets"))
     }
+
+    /// Deletes every span of these traces, with their roll-ups and search entries, durably
+    /// (for tail sampling and retention downsampling). Unknown traces are skipped. Returns how
+    /// many spans were deleted.
+    async fn delete_traces(&self, project: &ProjectId, trace_ids: &[TraceId]) -> Result<u64> {
+        let _ = (project, trace_ids);
+        Err(unsupported("deleting traces"))
+    }
 }
 
 fn unsupported(what: &str) -> Error {

@@ -20,11 +20,23 @@ async fn traces_and_trace_print_a_table_and_a_tree() {
 
     let output = app.cli(&["trace", "48f9c3e1b7a64f2c9d2e0a1b3c4d5e6f"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    expect![[r#""#]].assert_eq(&String::from_utf8(output.stdout).unwrap());
+    expect![[r#"
+        trace 48f9c3e1b7a64f2c9d2e0a1b3c4d5e6f  2.62s  8 spans (2 llm)  tokens 1967/202  $0.008336  ok
+        └─ refund_chat.turn  2.61s  http  ok
+           ├─ llm.query_rewrite  35ms  llm gpt-4o-mini-2024-07-18  tokens 84/22  $0.000026  ok
+           ├─ vector.embed  18ms  embedding text-embedding-3-small  tokens 13/0  $0  ok
+           ├─ vector.retrieve  220ms  retrieval  ok
+           │  └─ rerank.cross_encoder  45ms  reranker cohere-rerank-3  ok
+           ├─ llm.generate  1.80s  llm claude-3-5-sonnet-20241022  tokens 1870/180  $0.00831  ok
+           ├─ tool.citation_check  110ms  tool  ok
+           └─ llm.judge.policy_correct  380ms  evaluator gpt-4o  ok
+    "#]].assert_eq(&String::from_utf8(output.stdout).unwrap());
 
     let output = app.cli(&["trace", "0123456789abcdef0123456789abcdef"]);
     assert!(!output.status.success());
-    expect![[r#""#]].assert_eq(&String::from_utf8(output.stderr).unwrap());
+    expect![[r#"
+        error: 404 Not Found: trace 0123456789abcdef0123456789abcdef not found
+    "#]].assert_eq(&String::from_utf8(output.stderr).unwrap());
 }
 
 #[tokio::test]
@@ -69,5 +81,7 @@ fn public_address_without_keys_is_refused_unless_insecure() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    expect![[r#""#]].assert_eq(&String::from_utf8(output.stderr).unwrap());
+    expect![[r#"
+        error: refusing to listen on 0.0.0.0:0 without API keys: anyone who can reach it could read and write your traces. Configure keys ([[auth.keys]] in loupe.toml, see docs/configuration.md) or pass --insecure
+    "#]].assert_eq(&String::from_utf8(output.stderr).unwrap());
 }

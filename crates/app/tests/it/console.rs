@@ -5,6 +5,7 @@
 //! it these tests print why and pass, as `scripts/test --quick` documents. Screenshots of each
 //! page go to `$CARGO_TARGET_DIR/test-artifacts/console/`.
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,18 +35,31 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--window-size=1280,900",
 ];
 
-/// A chromedriver process with one browser session. Dropping it ends the process group, so a
-/// failed test leaves no browser behind.
+/// A chromedriver process with one browser session. Dropping it ends the session (chromedriver
+/// then quits the browser) and kills chromedriver by its pid, so a failed test leaves nothing
+/// behind.
 struct Browser {
     client: Client,
     driver: Child,
+    port: u16,
+    session_id: String,
     _profile: tempfile::TempDir,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // chromedriver runs in its own process group with the browsers it started.
-        let _ = Command::new("kill").arg("-TERM").arg(format!("-{}", self.driver.id())).status();
+        // Drop cannot await, so end the session with a plain blocking request.
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n",
+            self.session_id, self.port
+        );
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -59,8 +73,7 @@ impl Browser {
         let port = free_port();
         let mut command = Command::new(&chromedriver);
         command.arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let driver = match command.spawn() {
+        let mut driver = match command.spawn() {
             Ok(driver) => driver,
             Err(error) => {
                 eprintln!("skipping browser test: cannot start {chromedriver:?}: {error}");
@@ -88,12 +101,15 @@ impl Browser {
             {
                 Ok(client) => break client,
                 Err(error) if Instant::now() > deadline => {
+                    let _ = driver.kill();
+                    let _ = driver.wait();
                     panic!("chromedriver at {webdriver_url} did not start a session: {error}")
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         };
-        Some(Browser { client, driver, _profile: profile })
+        let session_id = client.session_id().await.ok().flatten().unwrap_or_default();
+        Some(Browser { client, driver, port, session_id, _profile: profile })
     }
 
     async fn goto(&self, url: &str) {
@@ -252,7 +268,8 @@ async fn trace_opens_from_the_table_and_shows_the_generate_messages() {
     // The retrieval span lists its documents with scores.
     browser.wait_for(".wf-row[data-name='vector.retrieve']").await.click().await.expect("click");
     let documents = browser.text(".detail-pane .documents").await;
-    assert!(documents.contains("Documents (3)"), "documents: {documents}");
+    assert!(documents.to_lowercase().contains("documents (3)"), "documents: {documents}");
+    assert!(documents.contains("pol_courtesy_v2_draft"), "document ids: {documents}");
 
     browser.close().await;
 }
@@ -270,6 +287,50 @@ async fn deep_link_to_a_span_opens_it() {
     browser.wait_for("#tab-json").await.click().await.expect("json tab");
     let raw = browser.text(".detail-pane pre.json").await;
     assert!(raw.contains("gen_ai.first_token"), "raw span JSON has its events");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correction_written_in_place_survives_a_reload() {
+    let Some((app, browser)) = setup(false).await else { return };
+    browser.goto(&url(&app, &format!("/traces/{TRACE_ID}/spans/{GENERATE_SPAN_ID}"))).await;
+
+    // The correction box starts as the recorded answer; the edit shows as a diff.
+    browser.wait_for(".feedback details.correction summary").await.click().await.expect("open");
+    let textarea = browser.wait_for(".feedback textarea.correction-input").await;
+    let recorded = textarea.prop("value").await.expect("value").unwrap_or_default();
+    assert!(recorded.contains("eligible for a refund"), "pre-filled with the output: {recorded}");
+    let corrected = "Refunds are accepted within 30 days of delivery [pol_refund_v7].";
+    textarea.clear().await.expect("clear");
+    textarea.send_keys(corrected).await.expect("type the correction");
+    let diff = browser.text(".feedback .diff ins").await;
+    assert!(diff.contains("30 days"), "inserted words are marked: {diff}");
+    browser.wait_for(".feedback button[aria-label='Rate bad']").await.click().await.expect("rate");
+    browser
+        .wait_for(".feedback input[aria-label='Tags']")
+        .await
+        .send_keys("refund")
+        .await
+        .expect("tag");
+    browser.wait_for(".feedback button[type='submit']").await.click().await.expect("save");
+    browser.wait_for(".feedback .feedback-entry").await;
+    browser.screenshot("trace-feedback").await;
+
+    // Stored on the record: a reload (and the API) shows it.
+    browser.client.refresh().await.expect("reload");
+    browser.wait_for(".feedback .feedback-entry").await;
+    let entry = browser.text(".feedback .feedback-entry").await;
+    assert!(entry.contains("bad") && entry.contains("refund"), "rating and tag: {entry}");
+    let value = browser
+        .wait_js(
+            "the saved correction in the box",
+            "return document.querySelector('.feedback textarea.correction-input')?.value",
+        )
+        .await;
+    assert_eq!(value, corrected);
+    let stored = app.get_json(&format!("/api/v1/spans/{GENERATE_SPAN_ID}/feedback")).await;
+    let correction = &stored["feedback"][0]["correction"][0]["parts"][0]["content"];
+    assert_eq!(correction, corrected, "{stored}");
     browser.close().await;
 }
 

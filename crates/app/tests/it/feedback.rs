@@ -4,9 +4,9 @@
 
 use expect_test::{expect, expect_file};
 use serde_json::{Value, json};
-use test_support::{App, spawn_app};
+use test_support::{App, otlp, spawn_app};
 
-use crate::ZERO_CONFIG;
+use crate::{ZERO_CONFIG, hex};
 
 const TRACE: &str = "48f9c3e1b7a64f2c9d2e0a1b3c4d5e6f";
 const REWRITE: &str = "48f0000000000002";
@@ -79,6 +79,11 @@ async fn rated_app() -> App {
 async fn rate_correct_build_a_dataset_and_export_it() {
     let app = rated_app().await;
     assert_eq!(n_feedback(&app, TRACE).await, 2);
+    // Reading the trace shows its feedback too.
+    let tree = app.get_json(&format!("/api/v1/traces/{TRACE}")).await;
+    let ratings: Vec<&Value> =
+        tree["feedback"].as_array().unwrap().iter().map(|f| &f["rating"]).collect();
+    assert_eq!(ratings, [&json!("down"), &json!("up")]);
 
     // Feedback is searchable with the shared filter syntax.
     let spans = app.get_json("/api/v1/spans?q=rating%20%3C%3D%202%20and%20has%20correction").await;
@@ -244,10 +249,51 @@ async fn cli_feedback_and_dataset_round_trip() {
     let messages = line["messages"].as_array().unwrap();
     assert_eq!(messages.last().unwrap()["content"], "refund window late delivery order 4481");
 
-    // The export imports back as a new version.
+    // The export imports back as a new version; its input is the recorded call's input, so the
+    // imported item replaces the item it came from instead of duplicating it.
     let output = app.cli(&["dataset", "import", "rewrites", out_file.to_str().unwrap()]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let dataset = app.get_json("/api/v1/datasets/rewrites").await;
     assert_eq!(dataset["latest_version"], 2);
-    assert_eq!(dataset["versions"][1]["n_items"], 2);
+    assert_eq!(dataset["versions"][1]["n_items"], 1);
+    let items = app.get_json("/api/v1/datasets/rewrites/versions/2/items").await;
+    assert_eq!(items["items"][0]["expected_source"], "imported");
+    let items = app.get_json("/api/v1/datasets/rewrites/versions/1/items").await;
+    assert_eq!(items["items"][0]["expected_source"], "correction", "version 1 is unchanged");
+}
+
+/// Feedback sent right after a call, racing the call's span to the server, is never lost: each
+/// entry is accepted whichever arrives first and ends up attached to its span.
+#[tokio::test]
+async fn feedback_racing_its_span_attaches_under_load() {
+    let app = spawn_app(ZERO_CONFIG).await;
+    let n_calls: u64 = 200;
+    let base_ns = 1_767_225_600_000_000_000;
+    let calls = (0..n_calls).map(|i| {
+        let app = &app;
+        async move {
+            let trace = crate::trace_id(5000 + i);
+            let span_id = i + 1;
+            let span = otlp::span(trace, span_id, None, "call", base_ns + i, base_ns + i + 1000);
+            let body = otlp::encode(&otlp::request("load", vec![span]));
+            let feedback =
+                json!({"span_id": format!("{span_id:016x}"), "rating": "down", "tags": ["load"]});
+            let (answer, written) = tokio::join!(
+                post_json(app, "/api/v1/feedback", feedback),
+                app.post_otlp_protobuf(body)
+            );
+            written.assert_status(200);
+            assert!(matches!(answer.0, 201 | 202), "{answer:?}");
+            hex(&trace)
+        }
+    });
+    let traces = futures::future::join_all(calls).await;
+
+    let pending = app.get_json("/api/v1/feedback/pending").await;
+    assert_eq!(pending["feedback"].as_array().unwrap().len(), 0, "every entry found its span");
+    let found =
+        app.get_json("/api/v1/spans?q=feedback.tag%20%3D%20load&limit=1000&total=true").await;
+    assert_eq!(found["total"], n_calls);
+    let one = app.get_json(&format!("/api/v1/traces/{}/feedback", traces[7])).await;
+    assert_eq!(one["feedback"].as_array().unwrap().len(), 1);
 }

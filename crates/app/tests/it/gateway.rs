@@ -117,9 +117,8 @@ async fn unknown_route_lists_the_configured_routes() {
     let upstream = FakeLlm::start().await;
     let app = spawn_app(&config(&upstream)).await;
     let body = br#"{"model": "nope/gpt-4o", "messages": []}"#.to_vec();
-    let response = app
-        .post("/v1/chat/completions", &[("content-type", "application/json")], body)
-        .await;
+    let response =
+        app.post("/v1/chat/completions", &[("content-type", "application/json")], body).await;
     response.assert_status(400);
     assert_eq!(
         response.json()["error"]["message"],

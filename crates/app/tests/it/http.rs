@@ -26,6 +26,14 @@ async fn fixture_over_json_reads_back_as_a_tree() {
     let tree = app.get_json("/api/v1/traces/48f9c3e1b7a64f2c9d2e0a1b3c4d5e6f").await;
     assert_eq!(tree["rollup"]["n_spans"], 8);
     expect![[r#"
+        refund_chat.turn type=http llm=false status=ok
+          llm.query_rewrite type=llm llm=true status=ok
+          vector.embed type=embedding llm=false status=ok
+          vector.retrieve type=retrieval llm=false status=ok
+            rerank.cross_encoder type=reranker llm=false status=ok
+          llm.generate type=llm llm=true status=ok
+          tool.citation_check type=tool llm=false status=ok
+          llm.judge.policy_correct type=evaluator llm=false status=ok
     "#]]
     .assert_eq(&render_tree(&tree));
 }
@@ -66,6 +74,10 @@ async fn protobuf_and_gzip_are_accepted_and_answered_in_kind() {
 
     let tree = app.get_json(&format!("/api/v1/traces/{}", hex(&id))).await;
     expect![[r#"
+        agent.run type=other llm=false status=unset
+          chat gpt-4o type=llm llm=true status=unset
+            retry type=other llm=false status=unset
+          execute_tool lookup type=tool llm=false status=unset
     "#]]
     .assert_eq(&render_tree(&tree));
     assert_eq!(tree["rollup"]["n_spans"], 4);
@@ -75,8 +87,7 @@ async fn protobuf_and_gzip_are_accepted_and_answered_in_kind() {
 async fn logs_and_metrics_are_not_supported_yet() {
     let app = spawn_app(ZERO_CONFIG).await;
     let response = app.post("/v1/logs", &[("content-type", "application/json")], b"{}".to_vec()).await;
-    expect![[r#"
-    "#]]
+    expect![[r#"501 {"code":12,"message":"the logs signal is not supported yet: loupe accepts traces only (POST /v1/traces, TraceService/Export)"}"#]]
     .assert_eq(&format!("{} {}", response.status, response.text()));
     let response =
         app.post("/v1/metrics", &[("content-type", "application/x-protobuf")], Vec::new()).await;

@@ -102,13 +102,24 @@ fn serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             pipeline::ProcessorChain::default(),
             Arc::new(store),
         );
+        // LOUPE_BENCH_NO_BODIES=1: record messages and usage but not the raw bodies.
+        let bodies = if std::env::var_os("LOUPE_BENCH_NO_BODIES").is_some() {
+            "max_recorded_body_bytes = 0\n"
+        } else {
+            ""
+        };
         let raw: gateway::RawGatewayConfig = toml::from_str(&format!(
-            "default_route = \"mock\"\n\
+            "{bodies}default_route = \"mock\"\n\
              [routes.mock]\nkind = \"openai\"\nbase_url = \"{upstream}/v1\"\n\
              [routes.mockstream]\nkind = \"openai\"\nbase_url = \"{upstream}/stream/v1\"\n"
         ))?;
         let config = gateway::GatewayConfig::from_raw(raw, &|_| None)?;
-        let gateway = gateway::Gateway::new(config, pipeline.clone(), data_dir.join("spill"))?;
+        let gateway = if std::env::var_os("LOUPE_BENCH_DISCARD").is_some() {
+            // Recording discarded: isolates the proxy's own cost.
+            gateway::Gateway::with_sink(config, Arc::new(Discard), data_dir.join("spill"))?
+        } else {
+            gateway::Gateway::new(config, pipeline.clone(), data_dir.join("spill"))?
+        };
         let metrics = gateway.metrics();
         let router = gateway.router().route(
             "/metrics",
@@ -128,6 +139,18 @@ fn serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         axum::serve(listener, router).await?;
         anyhow::Ok(())
     })
+}
+
+/// A sink that accepts and forgets every batch.
+struct Discard;
+
+impl gateway::RecordSink for Discard {
+    fn submit(
+        &self,
+        _batch: pipeline::Batch,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Latencies of one run, in microseconds.

@@ -50,28 +50,28 @@ fn model_names_resolve_to_entries() {
             Some(p) => format!("{}/{} in={} out={}", p.provider, p.pattern, p.input, p.output),
             None => "unknown".to_owned(),
         };
-        res.push_str(&format!("{provider:>14} {model:<42} -> {found}\n"));
+        res.push_str(&format!("{provider:<14} {model:<42} -> {found}\n"));
     }
     expect![[r#"
-                openai gpt-4o-mini-2024-07-18                     -> openai/gpt-4o-mini in=0.15 out=0.60
-                openai gpt-4o-2024-08-06                          -> openai/gpt-4o in=2.50 out=10.00
-                openai gpt-4o-2024-05-13                          -> openai/gpt-4o-2024-05-13 in=5.00 out=15.00
-                openai GPT-4o                                     -> openai/gpt-4o in=2.50 out=10.00
-                openai gpt-3.5-turbo-0125                         -> openai/gpt-3.5-turbo in=0.50 out=1.50
-                openai openai/gpt-4.1-mini                        -> openai/gpt-4.1-mini in=0.40 out=1.60
-             anthropic claude-3-5-sonnet-20241022                 -> anthropic/claude-3-5-sonnet in=3.00 out=15.00
-             anthropic claude-sonnet-4-5-20250929                 -> anthropic/claude-sonnet-4* in=3.00 out=15.00
-             anthropic claude-opus-4-5-20251101                   -> anthropic/claude-opus-4-5 in=5.00 out=25.00
-             anthropic claude-opus-4-1-20250805                   -> anthropic/claude-opus-4* in=15.00 out=75.00
-         gcp.vertex_ai claude-3-5-sonnet@20240620                 -> anthropic/claude-3-5-sonnet in=3.00 out=15.00
-           aws.bedrock anthropic.claude-3-haiku-20240307-v1:0     -> anthropic/claude-3-haiku in=0.25 out=1.25
-            gcp.gemini models/gemini-2.5-flash                    -> google/gemini-2.5-flash in=0.30 out=2.50
-            gcp.gemini gemini-2.5-flash-lite                      -> google/gemini-2.5-flash-lite in=0.10 out=0.40
-            mistral_ai mistral-small-latest                       -> mistral/mistral-small* in=0.10 out=0.30
-                  groq llama-3.3-70b-versatile                    -> groq/llama-3.3-70b-versatile in=0.59 out=0.79
-           together_ai meta-llama/Llama-3.3-70B-Instruct-Turbo    -> together/meta-llama/llama-3.3-70b-instruct-turbo* in=0.88 out=0.88
+        openai         gpt-4o-mini-2024-07-18                     -> openai/gpt-4o-mini in=0.15 out=0.60
+        openai         gpt-4o-2024-08-06                          -> openai/gpt-4o in=2.50 out=10.00
+        openai         gpt-4o-2024-05-13                          -> openai/gpt-4o-2024-05-13 in=5.00 out=15.00
+        openai         GPT-4o                                     -> openai/gpt-4o in=2.50 out=10.00
+        openai         gpt-3.5-turbo-0125                         -> openai/gpt-3.5-turbo in=0.50 out=1.50
+        openai         openai/gpt-4.1-mini                        -> openai/gpt-4.1-mini in=0.40 out=1.60
+        anthropic      claude-3-5-sonnet-20241022                 -> anthropic/claude-3-5-sonnet in=3.00 out=15.00
+        anthropic      claude-sonnet-4-5-20250929                 -> anthropic/claude-sonnet-4* in=3.00 out=15.00
+        anthropic      claude-opus-4-5-20251101                   -> anthropic/claude-opus-4-5 in=5.00 out=25.00
+        anthropic      claude-opus-4-1-20250805                   -> anthropic/claude-opus-4* in=15.00 out=75.00
+        gcp.vertex_ai  claude-3-5-sonnet@20240620                 -> anthropic/claude-3-5-sonnet in=3.00 out=15.00
+        aws.bedrock    anthropic.claude-3-haiku-20240307-v1:0     -> anthropic/claude-3-haiku in=0.25 out=1.25
+        gcp.gemini     models/gemini-2.5-flash                    -> google/gemini-2.5-flash in=0.30 out=2.50
+        gcp.gemini     gemini-2.5-flash-lite                      -> google/gemini-2.5-flash-lite in=0.10 out=0.40
+        mistral_ai     mistral-small-latest                       -> mistral/mistral-small* in=0.10 out=0.30
+        groq           llama-3.3-70b-versatile                    -> groq/llama-3.3-70b-versatile in=0.59 out=0.79
+        together_ai    meta-llama/Llama-3.3-70B-Instruct-Turbo    -> together/meta-llama/llama-3.3-70b-instruct-turbo* in=0.88 out=0.88
                        deepseek-chat                              -> deepseek/deepseek-chat in=0.27 out=1.10
-                openai gpt-4o-realtime-preview                    -> unknown
+        openai         gpt-4o-realtime-preview                    -> unknown
     "#]].assert_eq(&res);
 }
 

@@ -202,8 +202,11 @@ impl SpanRedactor<'_> {
         {
             self.string(text);
         }
-        for tag in &mut view.tags {
-            self.string(tag);
+        for text in view.tags.iter_mut().chain(&mut view.request.stop_sequences) {
+            self.string(text);
+        }
+        if let Some(tool_name) = &mut view.tool_name {
+            self.string(tool_name);
         }
         for value in view.metadata.values_mut() {
             self.json(value);
@@ -213,13 +216,16 @@ impl SpanRedactor<'_> {
         }
         self.parts(&mut view.system_instructions);
         for message in view.input_messages.iter_mut().chain(&mut view.output_messages) {
+            if let Some(name) = &mut message.name {
+                self.string(name);
+            }
             self.parts(&mut message.parts);
         }
         for text in [&mut view.input_text, &mut view.output_text].into_iter().flatten() {
             self.string(text);
         }
         for document in &mut view.documents {
-            if let Some(text) = &mut document.content {
+            for text in [&mut document.id, &mut document.content].into_iter().flatten() {
                 self.string(text);
             }
             if let Some(metadata) = &mut document.metadata {

@@ -1,0 +1,284 @@
+//! The full-text index and the background thread that maintains it (and checkpoints the WAL).
+//!
+//! The index lives in its own file, `search.db`: an FTS5 table (contentless, no positions) of
+//! each span's searchable text keyed by the span's rowid in `loupe.db`, plus `indexed_upto`, the
+//! highest rowid indexed, updated in the same transaction. It is derived data: a write is
+//! acknowledged once its spans are in `loupe.db`, and the indexer thread catches up behind it,
+//! writing to a different file, so indexing runs in parallel with span writes instead of inside
+//! them. After a crash (or if the file is deleted or from another index version) it catches up
+//! or rebuilds from the stored spans at open.
+//!
+//! **Lag:** a full-text query first waits until the index covers every span stored when the
+//! query started (at most [`MAX_WAIT`]), so a search sees all spans acknowledged before it;
+//! under sustained overload it may miss the newest spans after that wait.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{Error, codec};
+
+pub(crate) const SEARCH_FILE_NAME: &str = "search.db";
+
+/// Bumped when the index's content or tokenizer changes; a different version is rebuilt.
+const INDEX_VERSION: i64 = 1;
+
+/// The longest a full-text query waits for the index to catch up.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// Spans indexed per transaction.
+const INDEX_BATCH: i64 = 2000;
+
+#[derive(Debug, Default)]
+struct State {
+    /// Highest span rowid written to `loupe.db` that the indexer knows of.
+    target: i64,
+    /// Highest span rowid in the index.
+    indexed_upto: i64,
+    stop: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Held while the index is written, so view updates and the indexer do not interleave.
+    pub(crate) index_lock: Mutex<()>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is plain numbers, valid even if a holder panicked.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by the writer after a commit.
+    pub(crate) fn written_upto(&self, max_rowid: i64) {
+        let mut state = self.lock();
+        if max_rowid > state.target {
+            state.target = max_rowid;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Waits until spans up to `rowid` are indexed, at most [`MAX_WAIT`].
+    pub(crate) fn wait_indexed(&self, rowid: i64) {
+        let deadline = Instant::now() + MAX_WAIT;
+        let mut state = self.lock();
+        if rowid > state.target {
+            state.target = rowid;
+            self.changed.notify_all();
+        }
+        while state.indexed_upto < rowid && !state.stop {
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    rowid,
+                    indexed_upto = state.indexed_upto,
+                    "full-text index is behind"
+                );
+                return;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .map(|(s, _)| s)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    pub(crate) fn indexed_upto(&self) -> i64 {
+        self.lock().indexed_upto
+    }
+}
+
+/// Opens (creating or rebuilding as needed) the index file and returns its `indexed_upto`.
+pub(crate) fn open_index(path: &Path) -> Result<(Connection, i64), Error> {
+    let conn =
+        Connection::open(path).map_err(|source| Error::Open { path: path.to_owned(), source })?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -16384;
+         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    )?;
+    let version: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'version'", [], |row| row.get(0))
+        .optional()?;
+    if version != Some(INDEX_VERSION) {
+        conn.execute_batch(&format!(
+            "BEGIN;
+             DROP TABLE IF EXISTS spans_fts;
+             CREATE VIRTUAL TABLE spans_fts USING fts5 (
+                 text,
+                 content = '',
+                 contentless_delete = 1,
+                 detail = none,
+                 tokenize = 'unicode61 remove_diacritics 2'
+             );
+             INSERT OR REPLACE INTO meta (key, value) VALUES ('version', {INDEX_VERSION});
+             INSERT OR REPLACE INTO meta (key, value) VALUES ('indexed_upto', 0);
+             COMMIT;"
+        ))?;
+    }
+    let indexed_upto: i64 =
+        conn.query_row("SELECT value FROM meta WHERE key = 'indexed_upto'", [], |row| row.get(0))?;
+    Ok((conn, indexed_upto))
+}
+
+/// The background thread; stopped and joined on drop.
+pub(crate) struct Indexer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Indexer {
+    pub(crate) fn start(db_path: PathBuf, search_path: PathBuf) -> Result<Indexer, Error> {
+        let (index, indexed_upto) = open_index(&search_path)?;
+        let source = Connection::open(&db_path)
+            .map_err(|source| Error::Open { path: db_path.clone(), source })?;
+        source.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -8192;")?;
+        let target: i64 =
+            source.query_row("SELECT COALESCE(MAX(id), 0) FROM spans", [], |row| row.get(0))?;
+        let shared = Arc::new(Shared::default());
+        {
+            let mut state = shared.lock();
+            state.indexed_upto = indexed_upto;
+            state.target = target;
+        }
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("loupe-sqlite-indexer".to_owned())
+            .spawn(move || run(&thread_shared, &source, &index))
+            .map_err(|e| Error::Task(format!("cannot start the indexer thread: {e}")))?;
+        Ok(Indexer { shared, thread: Some(thread) })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(shared: &Shared, source: &Connection, index: &Connection) {
+    loop {
+        let (target, indexed_upto) = {
+            let mut state = shared.lock();
+            while state.target <= state.indexed_upto && !state.stop {
+                state = shared
+                    .changed
+                    .wait_timeout(state, Duration::from_secs(1))
+                    .map(|(s, _)| s)
+                    .unwrap_or_else(|e| e.into_inner().0);
+                if state.target <= state.indexed_upto {
+                    break;
+                }
+            }
+            if state.stop {
+                return;
+            }
+            (state.target, state.indexed_upto)
+        };
+        if target > indexed_upto {
+            match index_batch(shared, source, index, indexed_upto) {
+                Ok(upto) => {
+                    if upto == indexed_upto {
+                        // Nothing to index after all (the target came from a rolled-back
+                        // write): forget it, so waiting readers are not held up.
+                        let mut state = shared.lock();
+                        state.target = state.target.min(upto);
+                        shared.changed.notify_all();
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(error = %crate::error_chain(&error), "full-text indexing failed");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+        checkpoint(source);
+    }
+}
+
+/// Indexes the next spans after `after`; returns the new `indexed_upto`.
+fn index_batch(
+    shared: &Shared,
+    source: &Connection,
+    index: &Connection,
+    after: i64,
+) -> Result<i64, Error> {
+    let _guard = shared.index_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let mut select =
+        source.prepare_cached("SELECT id, doc FROM spans WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+    let rows: Vec<(i64, Vec<u8>)> = select
+        .query_map(params![after, INDEX_BATCH], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let Some(&(last, _)) = rows.last() else { return Ok(after) };
+    let tx = index.unchecked_transaction()?;
+    {
+        let mut insert =
+            tx.prepare_cached("INSERT OR REPLACE INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
+        for (id, doc) in &rows {
+            let text = codec::decode(doc)?.view.searchable_text();
+            if !text.is_empty() {
+                insert.execute(params![id, text])?;
+            }
+        }
+        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'indexed_upto'", [last])?;
+    }
+    tx.commit()?;
+    // Published while the index lock is held, so a view update that follows sees it.
+    let mut state = shared.lock();
+    state.indexed_upto = last;
+    shared.changed.notify_all();
+    Ok(last)
+}
+
+/// Moves WAL pages into the database file without blocking readers or the writer, so the
+/// writer's commits do not pay for checkpoints.
+fn checkpoint(source: &Connection) {
+    if let Err(error) = source.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(%error, "wal checkpoint failed");
+    }
+}
+
+/// Replaces the indexed text of spans already indexed (view updates); spans not indexed yet
+/// are indexed from their new view by the thread.
+pub(crate) fn reindex(
+    shared: &Shared,
+    search_path: &Path,
+    texts: &[(i64, String)],
+) -> Result<(), Error> {
+    let _guard = shared.index_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let indexed_upto = shared.indexed_upto();
+    let conn = Connection::open(search_path)
+        .map_err(|source| Error::Open { path: search_path.to_owned(), source })?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut delete = tx.prepare_cached("DELETE FROM spans_fts WHERE rowid = ?1")?;
+        let mut insert =
+            tx.prepare_cached("INSERT INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
+        for (id, text) in texts.iter().filter(|(id, _)| *id <= indexed_upto) {
+            delete.execute([id])?;
+            if !text.is_empty() {
+                insert.execute(params![id, text])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
