@@ -56,9 +56,11 @@ function aggregate({ q, from, to, groupBy = [], metrics, bucket = null, limit = 
 const num = (value) => (value === null || value === undefined ? null : Number(value));
 
 /** Turns bucketed rows into chart series, one per group value, the largest first. */
-export function seriesOf(rows, groupKey, valueOf, { fill = null } = {}) {
+export function seriesOf(rows, groupKey, valueOf, { fill = null, allBuckets = null } = {}) {
   const byGroup = new Map();
-  const buckets = [...new Set(rows.map((row) => num(row.bucket_start_ns)))].sort((a, b) => a - b);
+  // Counts are zero in buckets without rows; other values are simply missing there.
+  const seen = rows.map((row) => num(row.bucket_start_ns));
+  const buckets = [...new Set(fill !== null && allBuckets ? [...allBuckets, ...seen] : seen)].sort((a, b) => a - b);
   for (const row of rows) {
     const name = groupKey ? row.group[groupKey] ?? '(none)' : 'all';
     if (!byGroup.has(name)) byGroup.set(name, new Map());
@@ -143,6 +145,8 @@ export function render(main, params, ctx) {
       ]);
       if (generation !== state.generation || state.destroyed) return;
       const x = [win.from / 1e6, win.to / 1e6];
+      const allBuckets = [];
+      for (let b = win.from; b < win.to && allBuckets.length < 500; b += bucketS * 1e9) allBuckets.push(b);
       status.textContent = `${fmt.time(win.from)} – ${fmt.time(win.to)} · ${bucket} buckets`;
       const groupLabel = GROUPS.find(([v]) => v === state.group)?.[1] || state.group;
       const costLabel = state.costGroup;
@@ -153,7 +157,7 @@ export function render(main, params, ctx) {
         h(
           'div',
           { class: 'dash-grid' },
-          timeChart({ title: `Requests by ${groupLabel}`, series: seriesOf(byGroup.rows, groupKey, (v) => num(v.count), { fill: 0 }), x, format: (v) => fmt.int(v), integer: true }),
+          timeChart({ title: `Requests by ${groupLabel}`, series: seriesOf(byGroup.rows, groupKey, (v) => num(v.count), { fill: 0, allBuckets }), x, format: (v) => fmt.int(v), integer: true }),
           timeChart({
             title: `Error rate by ${groupLabel}`,
             series: seriesOf(byGroup.rows, groupKey, (v) => (num(v.count) ? num(v.errors) / num(v.count) : null)),
@@ -166,10 +170,10 @@ export function render(main, params, ctx) {
             x,
             format: (v) => fmt.duration(v),
           }),
-          timeChart({ title: `Cost by ${costLabel}`, series: seriesOf(byModel.rows, state.costGroup, (v) => num(v.cost), { fill: 0 }), x, format: (v) => fmt.cost(v), kind: 'bar', bucketMs: bucketS * 1e3, empty: 'No priced LLM calls in this range.' }),
+          timeChart({ title: `Cost by ${costLabel}`, series: seriesOf(byModel.rows, state.costGroup, (v) => num(v.cost), { fill: 0, allBuckets }), x, format: (v) => fmt.cost(v), kind: 'bar', bucketMs: bucketS * 1e3, empty: 'No priced LLM calls in this range.' }),
           timeChart({
             title: `Tokens by ${costLabel}`,
-            series: seriesOf(byModel.rows, state.costGroup, (v) => (num(v.input_tokens) || 0) + (num(v.output_tokens) || 0), { fill: 0 }),
+            series: seriesOf(byModel.rows, state.costGroup, (v) => (num(v.input_tokens) || 0) + (num(v.output_tokens) || 0), { fill: 0, allBuckets }),
             x,
             format: (v) => fmt.tokens(v, true),
             kind: 'bar',

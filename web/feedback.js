@@ -63,8 +63,8 @@ function renderDiff(before, after) {
 }
 
 function ratingLabel(rating) {
-  if (rating === 'up') return '👍 good';
-  if (rating === 'down') return '👎 bad';
+  if (rating === 'up') return '✓ good';
+  if (rating === 'down') return '✗ bad';
   if (typeof rating === 'number') return `${'★'.repeat(rating)}${'☆'.repeat(5 - rating)}`;
   return '';
 }
@@ -128,8 +128,8 @@ export function feedbackPanel(span, traceId, caps) {
     const recorded = recordedOutput(span.view);
     let rating = mine ? mine.rating : undefined;
 
-    const up = h('button', { type: 'button', class: 'rate', 'aria-label': 'Rate good', 'aria-pressed': String(rating === 'up'), text: '👍' });
-    const down = h('button', { type: 'button', class: 'rate', 'aria-label': 'Rate bad', 'aria-pressed': String(rating === 'down'), text: '👎' });
+    const up = h('button', { type: 'button', class: 'rate', 'aria-label': 'Rate good', 'aria-pressed': String(rating === 'up'), text: '✓ Good' });
+    const down = h('button', { type: 'button', class: 'rate', 'aria-label': 'Rate bad', 'aria-pressed': String(rating === 'down'), text: '✗ Bad' });
     const setRating = (value) => {
       rating = rating === value ? undefined : value;
       up.setAttribute('aria-pressed', String(rating === 'up'));

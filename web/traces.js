@@ -2,6 +2,7 @@
 // paging, a live tail, and saved views kept in this browser.
 
 import { get } from './api.js';
+import { capabilities } from './caps.js';
 import { h, notice, replace } from './dom.js';
 import * as fmt from './fmt.js';
 import { queryBox } from './query.js';
@@ -85,7 +86,7 @@ export function render(main, params, ctx) {
   const liveLabel = h('label', { class: 'toggle', for: 'live-toggle' }, liveToggle, h('span', { text: 'Live' }));
 
   const viewSelect = h('select', { 'aria-label': 'Saved views', onchange: () => applyView(viewSelect.value) });
-  const saveButton = h('button', { type: 'button', text: 'Save view', onclick: () => openSaveForm() });
+  const saveButton = h('button', { type: 'button', class: 'save-view-button', text: 'Save view', onclick: () => openSaveForm() });
   const deleteButton = h('button', { type: 'button', class: 'quiet', text: 'Delete view', hidden: true, onclick: () => deleteView() });
   const viewName = h('input', { type: 'text', 'aria-label': 'View name', placeholder: 'View name', maxlength: 60 });
   const saveForm = h(
@@ -101,7 +102,7 @@ export function render(main, params, ctx) {
   const table = h(
     'table',
     { class: 'data traces-table', 'aria-label': 'Traces' },
-    h('thead', {}, h('tr', {}, ['Time', 'Name', 'Service', 'Operation', 'Duration', 'LLM calls', 'Tokens', 'Cost', 'Status'].map((label, i) => h('th', { scope: 'col', class: i >= 4 && i <= 7 ? 'num' : null, text: label })))),
+    h('thead', {}, h('tr', {}, ['Time', 'Name', 'Service', 'Operation', 'Duration', 'LLM calls', 'Tokens', 'Cost', 'Status', 'Feedback'].map((label, i) => h('th', { scope: 'col', class: i >= 4 && i <= 7 ? 'num' : null, text: label })))),
     tbody,
   );
   const newer = h('button', { type: 'button', text: '← Newer', disabled: true, onclick: () => page(-1) });
@@ -206,7 +207,7 @@ export function render(main, params, ctx) {
       state.rows = [];
       status.textContent = '';
       if (err.status === 400) box.input.setAttribute('aria-invalid', 'true');
-      replace(tbody, h('tr', {}, h('td', { colspan: 9 }, notice(err.message, 'error'))));
+      replace(tbody, h('tr', {}, h('td', { colspan: 10 }, notice(err.message, 'error'))));
     }
     newer.disabled = state.cursors.length <= 1;
     older.disabled = !state.next;
@@ -216,12 +217,33 @@ export function render(main, params, ctx) {
     state.rows = rows;
     if (!rows.length) {
       const hint = state.q || state.range !== 'all' ? 'No traces match this filter and time range.' : 'No traces yet. Point an OpenTelemetry exporter at this server (OTLP/HTTP on this port, /v1/traces) or send calls through the gateway.';
-      replace(tbody, h('tr', {}, h('td', { colspan: 9 }, notice(hint))));
+      replace(tbody, h('tr', {}, h('td', { colspan: 10 }, notice(hint))));
       return;
     }
     const maxDuration = Math.max(1, ...rows.map(durationOf));
     replace(tbody, rows.map((row, i) => traceRow(row, i, maxDuration, fresh.has(row.trace_id))));
     if (state.selected >= 0) select(Math.min(state.selected, rows.length - 1));
+    markFeedback(rows);
+  }
+
+  /** Marks the rows whose traces have feedback, and which of them were rated down. */
+  async function markFeedback(rows) {
+    const caps = await capabilities();
+    if (!caps.feedback || !rows.length || state.destroyed) return;
+    const ids = `(${rows.map((row) => `trace_id = "${row.trace_id}"`).join(' or ')})`;
+    try {
+      const [withFeedback, ratedDown] = await Promise.all([
+        get('traces', { q: `${ids} and has feedback`, limit: rows.length }),
+        get('traces', { q: `${ids} and rating <= 2`, limit: rows.length }),
+      ]);
+      const down = new Set(itemsOf(ratedDown).map((row) => row.trace_id));
+      for (const row of itemsOf(withFeedback)) {
+        const cell = tbody.querySelector(`tr[data-trace-id='${row.trace_id}'] .feedback-cell`);
+        if (cell) replace(cell, h('span', { class: `badge ${down.has(row.trace_id) ? 'status-error' : ''}`, title: down.has(row.trace_id) ? 'has feedback, rated down' : 'has feedback', text: down.has(row.trace_id) ? '✗ rated' : '✎ yes' }));
+      }
+    } catch {
+      // Feedback marks are a nicety; the table stands without them.
+    }
   }
 
   function traceRow(row, i, maxDuration, fresh) {
@@ -247,6 +269,7 @@ export function render(main, params, ctx) {
       h('td', { class: 'num', title: `in ${fmt.int(row.input_tokens)} · out ${fmt.int(row.output_tokens)}`, text: tokens ? fmt.tokens(tokens, true) : '' }),
       h('td', { class: 'num', text: fmt.cost(row.cost) }),
       h('td', {}, statusBadge(errors ? 'error' : 'ok', errors > 1 ? `${errors} errors` : null)),
+      h('td', { class: 'feedback-cell' }),
     );
   }
 

@@ -19,7 +19,8 @@ pub const MAX_DEPTH: usize = 128;
 /// caller accepts an empty tree.
 pub fn build(mut spans: Vec<StoredSpan>) -> TraceTree {
     spans.sort_by(|a, b| {
-        (a.raw.start_time_unix_nano, a.raw.span_id).cmp(&(b.raw.start_time_unix_nano, b.raw.span_id))
+        (a.raw.start_time_unix_nano, a.raw.span_id)
+            .cmp(&(b.raw.start_time_unix_nano, b.raw.span_id))
     });
     let n = spans.len();
     let index: std::collections::HashMap<model::SpanId, usize> =
@@ -69,9 +70,8 @@ pub fn build(mut spans: Vec<StoredSpan>) -> TraceTree {
         }
     }
     // Roots first, then orphans; each group stays in start order.
-    let orphan: Vec<bool> = (0..n)
-        .map(|i| spans[i].raw.parent_span_id.is_some() && parent[i].is_none())
-        .collect();
+    let orphan: Vec<bool> =
+        (0..n).map(|i| spans[i].raw.parent_span_id.is_some() && parent[i].is_none()).collect();
     let is_orphan = |i: usize| orphan[i];
     top.sort_by_key(|&i| is_orphan(i));
 

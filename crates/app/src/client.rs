@@ -139,7 +139,12 @@ pub(crate) fn render_tree(tree: &TraceTree) -> String {
 }
 
 fn render_node(node: &SpanNode, prefix: &str, last: bool, res: &mut String) {
-    let mut line = format!("{prefix}{}{}  {}", if last { "└─ " } else { "├─ " }, node.name, duration(node.duration_ns));
+    let mut line = format!(
+        "{prefix}{}{}  {}",
+        if last { "└─ " } else { "├─ " },
+        node.name,
+        duration(node.duration_ns)
+    );
     if node.span_type != "other" {
         line.push_str(&format!("  {}", node.span_type));
     }

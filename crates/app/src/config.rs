@@ -85,6 +85,9 @@ pub struct RawPipelineSection {
     /// Fingerprints of inputs and system instructions.
     #[serde(default)]
     pub fingerprint: pipeline::fingerprint::RawFingerprintConfig,
+    /// Tail-sampling policies.
+    #[serde(default)]
+    pub sample: pipeline::sample::RawSampleConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -159,7 +162,7 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Raw
 
 /// Top-level keys that `LOUPE_*` variables may set; other `LOUPE_*` variables (`LOUPE_URL`,
 /// `LOUPE_API_KEY`, ...) belong to the command line.
-const ENV_KEYS: &[&str] = &["data_dir", "server", "ingest", "pipeline", "store", "auth"];
+const ENV_KEYS: &[&str] = &["data_dir", "server", "ingest", "pipeline", "store", "auth", "gateway"];
 
 fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> anyhow::Result<()> {
     for (name, value) in env {
@@ -197,8 +200,10 @@ fn socket_addr(name: &str, text: &str) -> anyhow::Result<SocketAddr> {
 impl Config {
     pub fn from_raw(raw: RawConfig) -> anyhow::Result<Config> {
         let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("loupe-data"));
-        let http_addr =
-            socket_addr("server.http_addr", raw.server.http_addr.as_deref().unwrap_or("127.0.0.1:4318"))?;
+        let http_addr = socket_addr(
+            "server.http_addr",
+            raw.server.http_addr.as_deref().unwrap_or("127.0.0.1:4318"),
+        )?;
         let grpc_addr = match raw.server.grpc_enabled.unwrap_or(true) {
             true => Some(socket_addr(
                 "server.grpc_addr",
@@ -209,7 +214,9 @@ impl Config {
 
         let max_body_bytes = raw.ingest.max_body_bytes.unwrap_or(ingest::DEFAULT_MAX_BODY_BYTES);
         if !(1024..=1024 * 1024 * 1024).contains(&max_body_bytes) {
-            bail!("ingest.max_body_bytes must be between 1024 and 1073741824, got {max_body_bytes}");
+            bail!(
+                "ingest.max_body_bytes must be between 1024 and 1073741824, got {max_body_bytes}"
+            );
         }
         let max_inflight_bytes = raw.ingest.max_inflight_bytes.unwrap_or(4 * max_body_bytes);
         if max_inflight_bytes < max_body_bytes || max_inflight_bytes > u32::MAX as usize {
@@ -237,6 +244,7 @@ impl Config {
             redact: raw.pipeline.redact,
             price: raw.pipeline.price,
             fingerprint: raw.pipeline.fingerprint,
+            sample: raw.pipeline.sample,
         };
 
         match raw.store.backend.as_deref().unwrap_or("sqlite") {
@@ -264,10 +272,10 @@ impl Config {
             keys.push(auth::ConfiguredKey { project, key_sha256 });
         }
         let require_key = raw.auth.require_key.unwrap_or(!keys.is_empty());
-
         // Route API keys come from the environment variables the routes name.
-        let gateway = gateway::GatewayConfig::from_raw(raw.gateway, &|name| std::env::var(name).ok())
-            .context("reading [gateway]")?;
+        let gateway =
+            gateway::GatewayConfig::from_raw(raw.gateway, &|name| std::env::var(name).ok())
+                .context("reading [gateway]")?;
 
         Ok(Config {
             data_dir,

@@ -12,7 +12,8 @@ pub(crate) async fn run(command: KeysCommand) -> anyhow::Result<()> {
             let project = ProjectId::new(&project).map_err(anyhow::Error::msg)?;
             let config = crate::load_config(&data)?;
             let store = crate::serve::open_store(&config).await?;
-            let (key, record) = auth::new_key(project, &name, now_ns()).context("creating a key")?;
+            let (key, record) =
+                auth::new_key(project, &name, now_ns()).context("creating a key")?;
             store.put_api_key(&record).await.context("saving the key")?;
             eprintln!(
                 "created key {} for project {} (shown once; only its SHA-256 is stored):",

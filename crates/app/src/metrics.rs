@@ -71,14 +71,21 @@ async fn scrape(State(metrics): State<Metrics>) -> Response {
         return http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     (
-        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response()
 }
 
 /// Middleware: request latency by matched route (not raw path, to keep labels few).
-pub(crate) async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = request
@@ -90,6 +97,9 @@ pub(crate) async fn track(State(metrics): State<Metrics>, request: Request, next
     metrics.http.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     response
 }
+
+/// One labelled series of a processor counter: its labels and value.
+type Series = (Vec<(String, String)>, u64);
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackendLabels {
@@ -137,13 +147,13 @@ impl Collector for PipelineCollector {
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);
-            let mut descriptor = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            let mut descriptor =
+                encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(descriptor.encode_family(&labels)?)?;
         }
         // One family per counter name; a counter with labels (e.g. redactions by kind) has
         // several series under one name.
-        let mut families: std::collections::BTreeMap<String, Vec<(Vec<(String, String)>, u64)>> =
-            Default::default();
+        let mut families: std::collections::BTreeMap<String, Vec<Series>> = Default::default();
         for counter in self.processors.counters() {
             let name = format!("loupe_processor_{}_{}", counter.processor, counter.name);
             let labels = counter.labels.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();

@@ -55,7 +55,8 @@ fn redact_key(data_dir: &std::path::Path) -> anyhow::Result<String> {
         .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
     let key = auth::generate_key().context("generating the redaction key")?;
     let tmp = data_dir.join("redact.key.tmp");
-    std::fs::write(&tmp, format!("{key}\n")).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, format!("{key}\n"))
+        .with_context(|| format!("writing {}", tmp.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -105,10 +106,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .context("starting the gateway")?;
 
-    let metrics =
-        Metrics::new(pipeline.clone(), processors.clone(), store.backend_name(), &gateway.metrics());
-    let ingest_state =
-        ingest::IngestState::new(pipeline.clone(), auth.clone(), config.ingest.clone(), metrics.ingest.clone());
+    let metrics = Metrics::new(
+        pipeline.clone(),
+        processors.clone(),
+        store.backend_name(),
+        &gateway.metrics(),
+    );
+    let ingest_state = ingest::IngestState::new(
+        pipeline.clone(),
+        auth.clone(),
+        config.ingest.clone(),
+        metrics.ingest.clone(),
+    );
     let api_state = api::ApiState { store: store.clone(), auth: auth.clone() };
 
     let app: Router = Router::new()
@@ -123,18 +132,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.http_addr))?;
     let http_addr = http_listener.local_addr().context("reading the HTTP address")?;
     let grpc_listener = match config.grpc_addr {
-        Some(addr) => Some(
-            TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?,
-        ),
+        Some(addr) => {
+            Some(TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?)
+        }
         None => None,
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let http_server = {
         let stop = wait_for(stop_rx.clone());
-        tokio::spawn(async move {
-            axum::serve(http_listener, app).with_graceful_shutdown(stop).await
-        })
+        tokio::spawn(
+            async move { axum::serve(http_listener, app).with_graceful_shutdown(stop).await },
+        )
     };
     let grpc = match grpc_listener {
         Some(listener) => {
@@ -145,6 +154,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let task = tokio::spawn(async move {
                 tonic::transport::Server::builder()
                     .concurrency_limit_per_connection(64)
+                    .layer(tower::util::MapResponseLayer::new(
+                        ingest::otlp_grpc::too_large_is_resource_exhausted,
+                    ))
                     .add_service(service)
                     .serve_with_incoming_shutdown(incoming, stop)
                     .await

@@ -40,11 +40,7 @@ fn keys_resolve_to_their_projects() {
     check(&auth, &[("authorization", "Bearer key-a")], expect!["project alpha"]);
     check(&auth, &[("authorization", "bearer   key-b ")], expect!["project beta"]);
     check(&auth, &[("x-loupe-api-key", "key-b")], expect!["project beta"]);
-    check(
-        &auth,
-        &[("x-loupe-api-key", "nope")],
-        expect!["Unauthorized: the api key is not valid"],
-    );
+    check(&auth, &[("x-loupe-api-key", "nope")], expect!["Unauthorized: the api key is not valid"]);
     check(
         &auth,
         &[],

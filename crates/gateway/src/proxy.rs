@@ -343,6 +343,8 @@ pub(crate) async fn handle(
         meta.merge_body(&body_json);
     }
     let project = meta.project.clone().unwrap_or_else(ProjectId::default_project);
+    // The client's bytes go upstream unchanged unless the model or stream options change.
+    let mut body_changed = upstream_model != requested_model;
     body_json["model"] = Value::String(upstream_model.clone());
     let stream = body_json.get("stream").and_then(Value::as_bool).unwrap_or(false);
     // Ask for usage the client did not ask for, and remove it from what the client receives.
@@ -354,6 +356,7 @@ pub(crate) async fn handle(
             .and_then(Value::as_bool)
             != Some(true);
     if strip_usage {
+        body_changed = true;
         match body_json.get_mut("stream_options") {
             Some(Value::Object(options)) => {
                 options.insert("include_usage".to_owned(), Value::Bool(true));
@@ -363,7 +366,7 @@ pub(crate) async fn handle(
             }
         }
     }
-    let upstream_body = Bytes::from(body_json.to_string());
+    let upstream_body = if body_changed { Bytes::from(body_json.to_string()) } else { body };
 
     // The plan: the route with its retries, then each fallback with its retries.
     let mut plan: Vec<(Arc<RouteConfig>, u32)> = Vec::new();

@@ -710,3 +710,60 @@ fn docs_example_config_is_valid() {
     assert_eq!(config.route_names(), ["anthropic", "azure", "fast", "local", "openai", "primary"]);
     assert_eq!(config.routes["fast"].model.as_deref(), Some("llama-3.3-70b-versatile"));
 }
+
+/// Request bodies with every kind of content become OTel messages.
+#[test]
+fn request_content_becomes_otel_messages() {
+    let render = |info: crate::genai::RequestInfo| {
+        let mut attributes = Vec::new();
+        info.push_attributes(&mut attributes);
+        attributes
+            .iter()
+            .map(|kv| format!("{} = {}\n", kv.key, render_value(&kv.value)))
+            .collect::<String>()
+    };
+    let openai = json!({
+        "model": "gpt-4o",
+        "stop": "END",
+        "n": 2,
+        "seed": 7,
+        "response_format": {"type": "json_object"},
+        "messages": [
+            {"role": "developer", "content": "Answer in JSON."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is on this picture?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"cat\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "a cat"}
+        ]
+    });
+    let anthropic = json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 10,
+        "top_k": 5,
+        "stop_sequences": ["\n\nHuman:"],
+        "system": "Be brief.",
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"}},
+                {"type": "text", "text": "Describe it."}
+            ]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Looks like a cat.", "signature": "sig"},
+                {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "cat"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "a cat"}]}
+            ]}
+        ]
+    });
+    let text = render(crate::openai::chat_request(&openai))
+        + "---\n"
+        + &render(crate::anthropic::messages_request(&anthropic));
+    expect_file!["../test_data/request_content.txt"].assert_eq(&text);
+}

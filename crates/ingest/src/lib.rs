@@ -45,9 +45,7 @@ impl Default for IngestConfig {
 pub enum Error {
     #[error("request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
-    #[error(
-        "unsupported content type {0:?}: send application/x-protobuf or application/json"
-    )]
+    #[error("unsupported content type {0:?}: send application/x-protobuf or application/json")]
     UnsupportedContentType(String),
     #[error("unsupported content encoding {0:?}: send gzip or no compression")]
     UnsupportedContentEncoding(String),

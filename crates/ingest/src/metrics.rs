@@ -84,7 +84,9 @@ impl IngestMetrics {
     pub(crate) fn request(&self, transport: &'static str, outcome: &'static str, seconds: f64) {
         let labels = RequestLabels { transport: transport.to_owned(), outcome: outcome.to_owned() };
         self.requests.get_or_create(&labels).inc();
-        self.latency.get_or_create(&TransportLabels { transport: transport.to_owned() }).observe(seconds);
+        self.latency
+            .get_or_create(&TransportLabels { transport: transport.to_owned() })
+            .observe(seconds);
     }
 
     pub(crate) fn spans_accepted(&self, transport: &'static str, n_spans: usize) {
@@ -94,9 +96,15 @@ impl IngestMetrics {
         }
     }
 
-    pub(crate) fn spans_rejected(&self, transport: &'static str, reason: &'static str, n_spans: usize) {
+    pub(crate) fn spans_rejected(
+        &self,
+        transport: &'static str,
+        reason: &'static str,
+        n_spans: usize,
+    ) {
         if n_spans > 0 {
-            let labels = RejectLabels { transport: transport.to_owned(), reason: reason.to_owned() };
+            let labels =
+                RejectLabels { transport: transport.to_owned(), reason: reason.to_owned() };
             self.spans_rejected.get_or_create(&labels).inc_by(n_spans as u64);
         }
     }

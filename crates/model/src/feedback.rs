@@ -196,7 +196,7 @@ pub struct FeedbackRevision {
 /// One feedback entry on one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Feedback {
-    /// `fb_` and 26 lowercase characters or digits; unique within a project.
+    /// `fb_` and 32 lowercase hex characters (a UUIDv7); unique within a project.
     pub id: String,
     pub project: ProjectId,
     pub target: FeedbackTarget,

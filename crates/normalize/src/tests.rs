@@ -171,3 +171,27 @@ fn odd_values_do_not_break_the_view() {
     let view = crate::derive_view(&decoded.spans[6]);
     assert_eq!(view.input_messages.len(), 1, "only the parseable index is read");
 }
+
+/// The view can be rebuilt from the stored raw span (`loupe reindex`): a raw span that went
+/// through its stored JSON form gives the same view, and deriving twice gives the same view.
+#[test]
+fn views_rebuild_from_stored_raw_spans() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data");
+    let mut n_spans = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "json") {
+            continue;
+        }
+        let decoded = otlp::decode_json(&std::fs::read(&path).unwrap()).unwrap();
+        for span in &decoded.spans {
+            let stored = serde_json::to_string(span).unwrap();
+            let reloaded: model::RawSpan = serde_json::from_str(&stored).unwrap();
+            let view = crate::derive_view(span);
+            assert_eq!(view, crate::derive_view(&reloaded), "{} {}", path.display(), span.name);
+            assert_eq!(view, crate::derive_view(span));
+            n_spans += 1;
+        }
+    }
+    assert!(n_spans >= 50, "{n_spans} spans");
+}

@@ -886,9 +886,9 @@ fn timestamp_ns(text: &str) -> Option<u64> {
     let offset_seconds = match rest {
         "Z" | "z" | "" => 0,
         _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
+            let sign = match rest.as_bytes().first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
                 _ => return None,
             };
             let hours: i64 = rest.get(1..3)?.parse().ok()?;

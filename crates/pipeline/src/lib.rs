@@ -16,6 +16,7 @@ mod processor;
 mod writer;
 
 pub mod content;
+pub mod fanout;
 pub mod fingerprint;
 #[cfg(test)]
 mod golden;
@@ -76,6 +77,9 @@ impl Error {
     }
 }
 
+/// Batches up to this many spans are processed on the calling task.
+const INLINE_PROCESS_SPANS: usize = 64;
+
 /// A batch of raw spans from one receiver request, all in one project.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -89,6 +93,8 @@ pub struct Pipeline {
     processors: Arc<ProcessorChain>,
     writer: writer::WriterHandle,
     store: Arc<dyn Store>,
+    /// Forwards written spans to other backends (see [`fanout`]), when configured.
+    fanout: Option<Arc<fanout::Fanout>>,
 }
 
 impl Pipeline {
@@ -100,17 +106,38 @@ impl Pipeline {
         store: Arc<dyn Store>,
     ) -> Pipeline {
         let writer = writer::WriterHandle::start(&config, store.clone());
-        Pipeline { processors: Arc::new(processors), writer, store }
+        Pipeline { processors: Arc::new(processors), writer, store, fanout: None }
+    }
+
+    /// Forwards every written batch to these exporters; [`Pipeline::shutdown`] stops them.
+    pub fn with_fanout(mut self, fanout: Arc<fanout::Fanout>) -> Pipeline {
+        self.fanout = Some(fanout);
+        self
     }
 
     /// Normalizes and processes a batch, then waits until it is durably written. Fails at once
     /// with [`Error::Overloaded`] when the queue is full.
     pub async fn submit(&self, batch: Batch) -> Result<WriteStats, Error> {
-        let stored = self.process(batch);
+        // Normalizing and processing is CPU work; a large batch runs on the blocking pool so it
+        // does not stall the async workers serving other requests.
+        let stored = if batch.spans.len() > INLINE_PROCESS_SPANS {
+            let pipeline = self.clone();
+            tokio::task::spawn_blocking(move || pipeline.process(batch))
+                .await
+                .map_err(|_| Error::ShuttingDown)?
+        } else {
+            self.process(batch)
+        };
         if stored.is_empty() {
             return Ok(WriteStats::default());
         }
-        self.writer.write(stored).await
+        let Some(fanout) = &self.fanout else { return self.writer.write(stored).await };
+        let forwarded = fanout.prepare(&stored);
+        let res = self.writer.write(stored).await;
+        if res.is_ok() {
+            fanout.enqueue(forwarded);
+        }
+        res
     }
 
     /// Normalizes and processes a batch without writing it (CPU only; also used by tests and by
@@ -139,5 +166,8 @@ impl Pipeline {
     /// Stops accepting batches, writes what is queued, and waits for the writer to finish.
     pub async fn shutdown(&self) {
         self.writer.shutdown().await;
+        if let Some(fanout) = &self.fanout {
+            fanout.shutdown().await;
+        }
     }
 }

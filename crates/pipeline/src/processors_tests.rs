@@ -169,3 +169,43 @@ fn docs_examples_are_valid_configs() {
     }
     assert!(n_blocks >= 4, "found {n_blocks} examples");
 }
+
+#[test]
+fn no_raw_personal_data_leaves_the_chain() {
+    let path = crate::golden::golden_dir("redact").join("detectors.in.json");
+    let text = std::fs::read_to_string(&path).expect("redact golden input");
+    let mut spans: Vec<StoredSpan> = serde_json::from_str(&text).expect("spans");
+    processors("[content]\nmax_field_bytes = 64\n").chain().process(&mut spans);
+    let written = serde_json::to_string(&spans).expect("spans serialize");
+    let secrets = [
+        "alice-42",
+        "1234567",
+        "Jane.Roe",
+        "jane.roe@example.co.uk",
+        "7946 0958",
+        "555-0132",
+        "4111 1111 1111 1111",
+        "3704 0044 0532 0130 00",
+        "203.0.113.7",
+        "2001:db8::8a2e:370:7334",
+        "10.1.2.3",
+        "sk-proj-",
+        "sk-ant-",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_",
+        "xoxb-",
+        "AIzaSy",
+        "eyJhbGciOiJIUzI1NiJ9",
+        "abcdef0123456789abcdef",
+        "123-45-6789",
+        "bob@example.com",
+        "carol@example.org",
+        "dave@example.net",
+        "5555 5555 5555 4444",
+        "support@example.com",
+        "erin@example.com",
+        "frank@example.com",
+    ];
+    let leaked: Vec<&str> = secrets.iter().copied().filter(|s| written.contains(s)).collect();
+    assert!(leaked.is_empty(), "raw values in the processed spans: {leaked:?}");
+}

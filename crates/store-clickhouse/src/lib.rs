@@ -16,6 +16,7 @@
 //!   trace lookup reads a granule of it and then one narrow time range of `spans`: no scan.
 //! - `api_keys`: a small `ReplacingMergeTree` keyed by hash; updates and deletes (tombstones) are
 //!   new versions.
+//! - Feedback, score configs and datasets: see [`records`].
 //!
 //! # Duplicates
 //!
@@ -30,7 +31,9 @@
 //! `write_spans` returns `Ok` once the batch is in ClickHouse (the HTTP insert answered 200, which
 //! ClickHouse sends after writing the part) or, when ClickHouse is unreachable after the
 //! configured retries, once it is fsync'd into the local spill ([`spill`]), which a background
-//! task replays when ClickHouse is back. A full spill is `store::Error::Unavailable`.
+//! task replays when ClickHouse is back. While the spill is not empty, new batches go straight
+//! to it, so an unreachable server is not waited for once per batch. A full spill is
+//! `store::Error::Unavailable`.
 
 mod client;
 mod config;
@@ -44,7 +47,7 @@ mod sql;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
@@ -188,6 +191,10 @@ struct Inner {
     /// Serializes the check-then-insert of writes and replays in this process.
     write_lock: Mutex<()>,
     spill: Option<Arc<Spill>>,
+    /// Set when a batch was spilled, cleared when the replay has emptied the spill. While set,
+    /// writes go straight to the spill: an unreachable server is not waited for (connect
+    /// timeouts, retries) once per batch, which would stall ingestion behind it.
+    degraded: AtomicBool,
 }
 
 impl ClickHouseStore {
@@ -212,12 +219,16 @@ impl ClickHouseStore {
             client,
             schema: OnceCell::new(),
             write_lock: Mutex::new(()),
+            degraded: AtomicBool::new(false),
             spill,
         });
         if inner.spill.is_some() {
+            let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+                Error::InvalidConfig("the store must be opened inside a tokio runtime".to_owned())
+            })?;
             // The task holds only a weak reference and ends when the store is dropped; a replay
             // interrupted by shutdown is simply done again at the next start.
-            tokio::spawn(replay_loop(Arc::downgrade(&inner)));
+            runtime.spawn(replay_loop(Arc::downgrade(&inner)));
         }
         Ok(ClickHouseStore { inner })
     }
@@ -357,19 +368,17 @@ impl Inner {
         let mut n_spans = 0;
         loop {
             let _guard = self.write_lock.lock().await;
-            let (path, spans) = match spill.oldest().await {
-                Ok(Some(batch)) => batch,
-                Ok(None) => return Ok(n_spans),
-                Err(Error::Corrupt(message)) => {
+            let Some((path, spans)) = spill.oldest().await? else {
+                self.degraded.store(false, Ordering::SeqCst);
+                return Ok(n_spans);
+            };
+            let spans = match spans {
+                Ok(spans) => spans,
+                Err(message) => {
                     tracing::error!(%message, "unreadable spill file set aside");
-                    if let Some(path) =
-                        message.strip_prefix("spill file ").and_then(|m| m.split(": ").next())
-                    {
-                        spill.quarantine(std::path::Path::new(path))?;
-                    }
+                    spill.quarantine(&path)?;
                     continue;
                 }
-                Err(e) => return Err(e),
             };
             self.insert_spans(&spans).await?;
             spill.remove(&path)?;
@@ -714,13 +723,21 @@ impl Store for ClickHouseStore {
         }
         let inner = &self.inner;
         let _guard = inner.write_lock.lock().await;
+        let spilled = WriteStats { n_written: spans.len() as u64, n_duplicates: 0 };
+        if let Some(spill) = &inner.spill
+            && inner.degraded.load(Ordering::SeqCst)
+        {
+            spill.append(spans).await?;
+            return Ok(spilled);
+        }
         match inner.insert_spans(spans).await {
             Ok(stats) => Ok(stats),
             Err(e) if e.is_retryable() => match &inner.spill {
                 Some(spill) => {
                     spill.append(spans).await?;
+                    inner.degraded.store(true, Ordering::SeqCst);
                     tracing::warn!(n_spans = spans.len(), error = %e, "clickhouse unavailable; batch spilled");
-                    Ok(WriteStats { n_written: spans.len() as u64, n_duplicates: 0 })
+                    Ok(spilled)
                 }
                 None => Err(e.into()),
             },
@@ -845,9 +862,53 @@ impl Store for ClickHouseStore {
             }
             None => "1".to_owned(),
         };
-        let mut items = inner
-            .summaries(project, matching, &having, "t_start DESC, trace_id DESC", limit + 1)
-            .await?;
+        let order = "t_start DESC, trace_id DESC";
+        let mut items = match matching {
+            None => inner.summaries(project, None, &having, order, limit + 1).await?,
+            Some(matching) => {
+                // Newest first: look for matching spans in a recent window, widened until it
+                // holds a full page. A trace not found in `[from, ...)` has all its matching
+                // spans, hence its start, before `from`; so once a full page of found traces
+                // starts at or after `from`, no other trace can belong on the page.
+                #[derive(Deserialize)]
+                struct Bounds {
+                    n: u64,
+                    lo: u64,
+                    hi: u64,
+                }
+                let bounds: Vec<Bounds> = inner
+                    .client
+                    .select(&format!(
+                        "SELECT count() AS n, min(min_start_ns) AS lo, max(max_start_ns) AS hi \
+                         FROM trace_index WHERE project = {}",
+                        quote(project)
+                    ))
+                    .await?;
+                let (lo, hi) = match bounds.first() {
+                    Some(b) if b.n > 0 => (b.lo, b.hi),
+                    _ => (0, 0),
+                };
+                let floor = lo.max(query.time.from_ns.unwrap_or(0));
+                let upper = query.time.to_ns.map_or(hi, |to| hi.min(to));
+                let mut width: u64 = 3_600_000_000_000;
+                loop {
+                    let from = upper.saturating_sub(width);
+                    if from <= floor {
+                        break inner
+                            .summaries(project, Some(matching), &having, order, limit + 1)
+                            .await?;
+                    }
+                    let windowed = format!("{matching} AND start_ns >= {from}");
+                    let found = inner
+                        .summaries(project, Some(&windowed), &having, order, limit + 1)
+                        .await?;
+                    if found.len() > limit as usize && found.iter().all(|t| t.start_ns >= from) {
+                        break found;
+                    }
+                    width = width.saturating_mul(4);
+                }
+            }
+        };
         let next_cursor = (items.len() > limit as usize).then(|| {
             let last = &items[limit as usize - 1];
             Cursor(format!("{}.{}", last.start_ns, last.trace_id.to_hex()))
@@ -1199,6 +1260,16 @@ impl Store for ClickHouseStore {
         let body = body.into_bytes();
         inner.retrying(|| inner.client.insert("api_keys", body.clone())).await?;
         Ok(true)
+    }
+
+    async fn delete_traces(
+        &self,
+        project: &ProjectId,
+        trace_ids: &[TraceId],
+    ) -> store::Result<u64> {
+        self.inner.ensure_schema().await?;
+        let _guard = self.inner.write_lock.lock().await;
+        Ok(self.inner.delete_traces(project, trace_ids).await?)
     }
 
     async fn put_feedback(&self, feedback: &Feedback) -> store::Result<()> {

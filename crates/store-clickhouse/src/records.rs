@@ -36,6 +36,71 @@ fn line(value: serde_json::Value) -> Vec<u8> {
 }
 
 impl Inner {
+    /// Deletes traces with one mutation per table (ClickHouse rewrites the affected parts in the
+    /// background; many small deletes would rewrite them many times, so callers batch), then
+    /// waits until the mutations are applied so the spans are gone from every read.
+    pub(crate) async fn delete_traces(
+        &self,
+        project: &ProjectId,
+        trace_ids: &[TraceId],
+    ) -> Result<u64, Error> {
+        if trace_ids.is_empty() {
+            return Ok(0);
+        }
+        let p = quote(project);
+        let list: Vec<String> = trace_ids.iter().map(|t| quote(t.to_hex())).collect();
+        let list = list.join(", ");
+        #[derive(Deserialize)]
+        struct Count {
+            n: u64,
+        }
+        let counted: Vec<Count> = self
+            .client
+            .select(&format!(
+                "SELECT count() AS n FROM spans FINAL WHERE project = {p} AND trace_id IN ({list}) \
+                 AND start_ns >= (SELECT min(min_start_ns) FROM trace_index \
+                 WHERE project = {p} AND trace_id IN ({list})) \
+                 AND start_ns <= (SELECT max(max_start_ns) FROM trace_index \
+                 WHERE project = {p} AND trace_id IN ({list}))"
+            ))
+            .await?;
+        let n_spans = counted.first().map_or(0, |c| c.n);
+        if n_spans == 0 {
+            return Ok(0);
+        }
+        // Spans first: an index entry without spans is harmless, the reverse would hide spans.
+        for table in ["spans", "trace_index"] {
+            self.client
+                .execute(&format!(
+                    "ALTER TABLE {table} DELETE WHERE project = {p} AND trace_id IN ({list})"
+                ))
+                .await?;
+        }
+        // The mutations are recorded durably when ALTER returns; 18.x has no `mutations_sync`,
+        // so wait for them here.
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        loop {
+            let pending: Vec<Count> = self
+                .client
+                .select(&format!(
+                    "SELECT count() AS n FROM system.mutations WHERE database = {} \
+                     AND table IN ('spans', 'trace_index') AND is_done = 0",
+                    quote_str(&self.config.database)
+                ))
+                .await?;
+            if pending.first().is_none_or(|c| c.n == 0) {
+                return Ok(n_spans);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Unreachable(
+                    "trace deletion is recorded but not applied yet; it completes in the background"
+                        .to_owned(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     async fn insert_rows(&self, table: &str, rows: Vec<u8>) -> Result<(), Error> {
         self.retrying(|| self.client.insert(table, rows.clone())).await
     }

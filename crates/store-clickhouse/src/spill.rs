@@ -91,18 +91,20 @@ impl Spill {
         fs::File::open(&self.dir)?.sync_all()
     }
 
-    /// The oldest spilled batch, if any: its path and spans.
-    pub(crate) async fn oldest(&self) -> Result<Option<(PathBuf, Vec<StoredSpan>)>, Error> {
+    /// The oldest spilled batch, if any: its path and its spans, or why they cannot be read.
+    pub(crate) async fn oldest(
+        &self,
+    ) -> Result<Option<(PathBuf, Result<Vec<StoredSpan>, String>)>, Error> {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || -> Result<_, Error> {
             let Some((_, path)) = list(&dir)?.into_iter().next() else { return Ok(None) };
             let text = fs::read_to_string(&path).map_err(Error::Spill)?;
-            let mut spans = Vec::new();
-            for line in text.lines().filter(|line| !line.is_empty()) {
-                let span = serde_json::from_str(line)
-                    .map_err(|e| Error::Corrupt(format!("spill file {}: {e}", path.display())))?;
-                spans.push(span);
-            }
+            let spans = text
+                .lines()
+                .filter(|line| !line.is_empty())
+                .map(serde_json::from_str)
+                .collect::<Result<Vec<StoredSpan>, _>>()
+                .map_err(|e| format!("spill file {}: {e}", path.display()));
             Ok(Some((path, spans)))
         })
         .await

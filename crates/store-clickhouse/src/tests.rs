@@ -122,6 +122,93 @@ async fn suite_run_all() {
     }
 }
 
+/// Filtered trace lists over days of data go through the widening time windows; the pages
+/// must be the same as a full scan's: every matching trace once, newest first.
+#[tokio::test]
+async fn filtered_trace_pages_over_days_are_complete() {
+    let Some(url) = clickhouse_url() else { return };
+    let store = fresh_store(&url).await;
+    let hour_ms = 3_600_000;
+    let mut spans = Vec::new();
+    for t in 0..40u64 {
+        let start = t * 2 * hour_ms;
+        spans.push(span("p1", t + 1, 1, None, &format!("root{t:02}"), start, 1000));
+        // Odd traces have an LLM child that starts late in the trace.
+        if t % 2 == 1 {
+            spans.push(suite::llm(
+                span("p1", t + 1, 2, Some(1), "llm", start + 900, 50),
+                "m",
+                1,
+                1,
+                "x",
+            ));
+        }
+    }
+    store.write_spans(&spans).await.unwrap_or_else(|e| panic!("{e}"));
+    let filter = store::syntax::parse("type = llm").unwrap_or_else(|e| panic!("{e}"));
+    let mut query = store::TraceQuery { filter, limit: 3, ..store::TraceQuery::default() };
+    let mut roots = Vec::new();
+    loop {
+        let page = store
+            .search_traces(&suite::project("p1"), &query)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        roots.extend(page.items.into_iter().filter_map(|t| t.root_name));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    let expected: Vec<String> =
+        (0..40u64).rev().filter(|t| t % 2 == 1).map(|t| format!("root{t:02}")).collect();
+    assert_eq!(roots, expected);
+    store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Deleted traces are gone from every read; other traces and projects stay.
+#[tokio::test]
+async fn delete_traces_removes_spans_and_index_entries() {
+    let Some(url) = clickhouse_url() else { return };
+    let store = fresh_store(&url).await;
+    let mut spans = Vec::new();
+    for t in 1..=3u64 {
+        spans.push(span("p1", t, 1, None, &format!("root{t}"), t * 100, 50));
+        spans.push(span("p1", t, 2, Some(1), &format!("child{t}"), t * 100 + 1, 10));
+    }
+    spans.push(span("p2", 1, 1, None, "other_project", 100, 50));
+    store.write_spans(&spans).await.unwrap_or_else(|e| panic!("{e}"));
+    let p1 = suite::project("p1");
+    let n = store
+        .delete_traces(&p1, &[suite::trace_id(1), suite::trace_id(3), suite::trace_id(99)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, 4);
+    assert!(
+        store.get_trace(&p1, suite::trace_id(1)).await.unwrap_or_else(|e| panic!("{e}")).is_empty()
+    );
+    assert_eq!(
+        store.get_trace(&p1, suite::trace_id(2)).await.unwrap_or_else(|e| panic!("{e}")).len(),
+        2
+    );
+    let traces = store
+        .search_traces(&p1, &store::TraceQuery { with_total: true, ..Default::default() })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let roots: Vec<Option<String>> = traces.items.into_iter().map(|t| t.root_name).collect();
+    assert_eq!(roots, [Some("root2".to_owned())]);
+    assert_eq!(traces.total, Some(1));
+    let other = store
+        .get_trace(&suite::project("p2"), suite::trace_id(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(other.len(), 1, "the same trace id in another project stays");
+    assert_eq!(
+        store.delete_traces(&p1, &[suite::trace_id(1)]).await.unwrap_or_else(|e| panic!("{e}")),
+        0
+    );
+    store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[tokio::test]
 async fn migrations_are_idempotent_and_concurrent() {
     let Some(url) = clickhouse_url() else { return };
@@ -327,6 +414,27 @@ async fn spill_and_replay_when_clickhouse_goes_away_mid_load() {
     }
     assert_eq!(std::fs::read_dir(spill_dir.path()).map(|d| d.count()).unwrap_or(0), 0);
     store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// An unreadable spill file is set aside (kept as `.bad`), not replayed forever.
+#[tokio::test]
+async fn unreadable_spill_files_are_set_aside() {
+    let spill_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(spill_dir.path().join("00000000000000000001.spill"), "{not json\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = ClickHouseConfig::from_url("clickhouse://127.0.0.1:9/db")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_spill_dir(spill_dir.path());
+    let store = ClickHouseStore::open_lazy(config).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.spill_bytes(), 10);
+    assert_eq!(store.replay_spill().await.unwrap_or_else(|e| panic!("{e}")), 0);
+    assert_eq!(store.spill_bytes(), 0);
+    let mut names: Vec<String> = std::fs::read_dir(spill_dir.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["00000000000000000001.bad"]);
 }
 
 /// Without a server, writes are acknowledged into the spill up to its bound, then refused as

@@ -59,13 +59,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Doc, Error> {
 pub(crate) fn register_functions(conn: &Connection) -> Result<(), Error> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("loupe_attr", 3, flags, |ctx| {
-        Ok(with_attr(ctx, |value| SqlValue::Text(value.to_text()))?)
+        with_attr(ctx, |value| SqlValue::Text(value.to_text()))
     })?;
     conn.create_scalar_function("loupe_attr_num", 3, flags, |ctx| {
-        Ok(with_attr(ctx, |value| match value {
+        with_attr(ctx, |value| match value {
             AnyValue::Int(i) => SqlValue::Integer(*i),
             other => other.as_f64().map_or(SqlValue::Null, SqlValue::Real),
-        })?)
+        })
     })?;
     Ok(())
 }

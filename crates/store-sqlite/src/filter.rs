@@ -11,6 +11,10 @@ use store::{CmpOp, Expr, Field, Value};
 
 use crate::Error;
 
+/// The stored raw span and view of the span `s` (kept apart in `span_docs`, so the rows that
+/// filters scan stay small).
+pub(crate) const DOC_OF_SPAN: &str = "(SELECT doc FROM span_docs WHERE id = s.id)";
+
 /// A condition and its parameters (`?` placeholders, in order).
 #[derive(Debug, Default)]
 pub(crate) struct Sql {
@@ -146,7 +150,7 @@ fn exists_sql(field: &Field, out: &mut Sql) -> Result<(), Error> {
         Column::Id(..) => out.push("1"),
         Column::Tags => out.push("(s.tags IS NOT NULL)"),
         Column::Attr { scope, key } => {
-            out.push(&format!("(loupe_attr(s.doc, {scope}, "));
+            out.push(&format!("(loupe_attr({DOC_OF_SPAN}, {scope}, "));
             out.param(SqlValue::Text(key));
             out.push(") IS NOT NULL)");
         }
@@ -265,7 +269,7 @@ fn cmp_sql(field: &Field, op: CmpOp, value: &Value, out: &mut Sql) -> Result<(),
         Column::Attr { scope, key } => {
             let numeric = matches!(value, Value::Int(_) | Value::Float(_) | Value::DurationNs(_));
             let function = if numeric && !glob { "loupe_attr_num" } else { "loupe_attr" };
-            out.push(&format!("{function}(s.doc, {scope}, "));
+            out.push(&format!("{function}({DOC_OF_SPAN}, {scope}, "));
             out.param(SqlValue::Text(key));
             out.push(&format!(") {sql_op} "));
             if numeric && !glob {

@@ -4,8 +4,10 @@
 //!
 //! - `spans`: one row per span. The columns filters and sorts use are denormalized (project,
 //!   trace and span ids as blobs, start, duration, name, kind, service, type, status, own
-//!   operation id, model, provider, tokens, cost, session, user, environment, tags); the raw span
-//!   and its view are kept together as one `doc` blob: JSON compressed with LZ4 (see `codec`).
+//!   operation id, model, provider, tokens, cost, session, user, environment, tags), so its rows
+//!   stay small and filters scan many per page.
+//! - `span_docs`: the raw span and its view, together as one blob per span (keyed by the span's
+//!   rowid): JSON compressed with LZ4 (see `codec`).
 //!   Raw and view repeat the prompt and completion, and LZ4 removes that repeat, so a typical
 //!   LLM span takes well under half its JSON size. `(project, trace_id, span_id)` is unique, so a
 //!   span that arrives twice is stored once (`INSERT OR IGNORE`).
@@ -13,25 +15,31 @@
 //!   operation, session, user), updated in the same transaction as the spans, from the newly
 //!   inserted spans only. A span without its own operation id takes its trace's
 //!   `root_operation` at read time, so it does not matter whether the root arrived first.
-//! - `spans_fts`: an FTS5 index (contentless, no positions) of each span's searchable text
-//!   (messages, free-form input/output, documents), keyed by the span's rowid. It is written in
-//!   the same transaction as the span, so a search sees a span as soon as its write returned.
-//! - `api_keys` and `schema_migrations` (see `schema`).
+//! - `api_keys`, the feedback and dataset tables (see `feedback`, `datasets`) and
+//!   `schema_migrations` (see `schema`).
+//! - `search.db`, a second file: the full-text index (FTS5, contentless, no positions) of each
+//!   span's searchable text (messages, free-form input/output, documents), keyed by the span's
+//!   rowid. It is derived data, maintained by a background thread (see `search`), so indexing
+//!   runs beside span writes instead of inside them; a full-text query waits (at most 2 s) for
+//!   the index to cover every span stored when it started, so searches see acknowledged spans.
 //!
 //! # Concurrency and durability
 //!
-//! One writer connection (behind a mutex) and a small pool of read-only connections; every call
-//! runs on tokio's blocking pool, never on the async runtime. WAL lets reads proceed while a
-//! write is in progress. Each `write_spans` call is one transaction with prepared statements:
-//! the pipeline's group commit turns many requests into one call, so the cost of the commit's
-//! fsync is shared. With the default [`Durability::Full`] (`synchronous=FULL`) a returned write
-//! survives a crash of the process or of the machine.
+//! One writer connection (behind a mutex) and a small pool of read connections (with
+//! `search.db` attached). Calls run on tokio's blocking pool, or in place with
+//! `block_in_place` for span writes on a multi-threaded runtime, never blocking the async
+//! runtime. WAL lets reads proceed while a write is in progress, and the background thread
+//! checkpoints the WAL so commits rarely pay for it. Each `write_spans` call is one
+//! transaction with prepared statements: the pipeline's group commit turns many requests into
+//! one call, so the cost of the commit's fsync is shared. With the default [`Durability::Full`]
+//! (`synchronous=FULL`) a returned write survives a crash of the process or of the machine.
 
 mod codec;
 mod datasets;
 mod feedback;
 mod filter;
 mod read;
+mod sampling;
 mod schema;
 mod search;
 mod write;
@@ -586,6 +594,39 @@ impl Store for SqliteStore {
         span_id: SpanId,
     ) -> store::Result<Vec<DatasetRef>> {
         self.datasets_of_span(project, span_id).await
+    }
+
+    // Tail sampling and deleting traces: implemented in `sampling.rs`.
+
+    async fn delete_traces(
+        &self,
+        project: &ProjectId,
+        trace_ids: &[TraceId],
+    ) -> store::Result<u64> {
+        self.traces_delete(project, trace_ids).await
+    }
+
+    async fn undecided_traces(
+        &self,
+        settled_before_ns: UnixNanos,
+        limit: u32,
+    ) -> store::Result<Vec<(ProjectId, TraceId)>> {
+        self.sampling_undecided(settled_before_ns, limit).await
+    }
+
+    async fn record_sampling_decisions(
+        &self,
+        decisions: &[(ProjectId, TraceId, bool)],
+    ) -> store::Result<()> {
+        self.sampling_record(decisions).await
+    }
+
+    async fn sampling_decision(
+        &self,
+        project: &ProjectId,
+        trace_id: TraceId,
+    ) -> store::Result<Option<bool>> {
+        self.sampling_decision_of(project, trace_id).await
     }
 }
 

@@ -12,7 +12,7 @@ use store::{
     SpanQuery, TimeRange, TraceQuery, TraceSummary,
 };
 
-use crate::filter::{Sql, expr_sql};
+use crate::filter::{DOC_OF_SPAN, Sql, expr_sql};
 use crate::write::{parse_decimal, to_i64};
 use crate::{Error, codec};
 
@@ -49,7 +49,8 @@ pub(crate) fn get_trace(
         .flatten();
     let mut select = conn.prepare_cached(
         // Sorted here rather than in SQL, so the planner cannot prefer the start-time index.
-        "SELECT start_ns, id, doc FROM spans WHERE project = ?1 AND trace_id = ?2",
+        "SELECT s.start_ns, s.id, (SELECT doc FROM span_docs WHERE id = s.id)
+         FROM spans s WHERE s.project = ?1 AND s.trace_id = ?2",
     )?;
     let rows = select.query_map(params![project.as_str(), &trace_id.as_bytes()[..]], |row| {
         Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, Vec<u8>>(2)?))
@@ -130,7 +131,7 @@ pub(crate) fn search_spans(
         sql.push("))");
     }
     let text = format!(
-        "SELECT s.id, s.start_ns, s.doc, t.root_operation {SPANS_FROM} WHERE {}
+        "SELECT s.id, s.start_ns, {DOC_OF_SPAN}, t.root_operation {SPANS_FROM} WHERE {}
          ORDER BY s.start_ns DESC, s.id DESC LIMIT {}",
         sql.text,
         limit + 1
@@ -318,7 +319,7 @@ fn group_column(group: &GroupBy, sql: &mut Sql) {
         GroupBy::Provider => sql.push("s.provider"),
         GroupBy::User => sql.push("s.user"),
         GroupBy::Attr(key) => {
-            sql.push("loupe_attr(s.doc, 0, ");
+            sql.push(&format!("loupe_attr({DOC_OF_SPAN}, 0, "));
             sql.param(SqlValue::Text(key.clone()));
             sql.push(")");
         }
@@ -430,8 +431,10 @@ pub(crate) fn scan_spans(
         Some(cursor) => cursor.0.parse().map_err(|_| bad_cursor(cursor))?,
         None => 0,
     };
-    let mut select = conn
-        .prepare_cached("SELECT id, project, doc FROM spans WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+    let mut select = conn.prepare_cached(&format!(
+        "SELECT s.id, s.project, {DOC_OF_SPAN} FROM spans s WHERE s.id > ?1 ORDER BY s.id
+             LIMIT ?2"
+    ))?;
     let rows = select.query_map(params![after_id, limit + 1], |row| {
         Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, Vec<u8>>(2)?))
     })?;

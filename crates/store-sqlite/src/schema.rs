@@ -12,13 +12,24 @@ use crate::Error;
 /// `(version, SQL)`, in order.
 /// Version 2 adds feedback, score configs and datasets (see `feedback.rs`, `datasets.rs`).
 /// Version 3 moves the full-text index out to `search.db` (see `search.rs`).
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, crate::feedback::MIGRATION), (3, V3)];
+/// Version 4 moves the span records (`doc`) out of `spans` into `span_docs`.
+/// Version 5 adds the tail-sampling tables (see `sampling.rs`).
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, V1), (2, crate::feedback::MIGRATION), (3, V3), (4, V4), (5, crate::sampling::MIGRATION)];
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 3;
+pub(crate) const LATEST_VERSION: i64 = 5;
 
 /// The full-text index is rebuilt in `search.db` from the stored spans at open.
 const V3: &str = "DROP TABLE IF EXISTS spans_fts;";
+
+/// Filters and roll-ups scan `spans`; without the records (about 2 KB each for an LLM call)
+/// its rows are small and many fit in a page. `span_docs.id` is the span's rowid.
+const V4: &str = "
+CREATE TABLE span_docs (id INTEGER PRIMARY KEY, doc BLOB NOT NULL);
+INSERT INTO span_docs (id, doc) SELECT id, doc FROM spans;
+ALTER TABLE spans DROP COLUMN doc;
+";
 
 const V1: &str = "
 CREATE TABLE spans (

@@ -110,8 +110,17 @@ pub(crate) fn open_index(path: &Path) -> Result<(Connection, i64), Error> {
         .query_row("SELECT value FROM meta WHERE key = 'version'", [], |row| row.get(0))
         .optional()?;
     if version != Some(INDEX_VERSION) {
-        conn.execute_batch(&format!(
-            "BEGIN;
+        reset_index(&conn)?;
+    }
+    let indexed_upto: i64 =
+        conn.query_row("SELECT value FROM meta WHERE key = 'indexed_upto'", [], |row| row.get(0))?;
+    Ok((conn, indexed_upto))
+}
+
+/// Empties the index (it is then rebuilt from the stored spans).
+fn reset_index(conn: &Connection) -> Result<(), Error> {
+    conn.execute_batch(&format!(
+        "BEGIN;
              DROP TABLE IF EXISTS spans_fts;
              CREATE VIRTUAL TABLE spans_fts USING fts5 (
                  text,
@@ -123,11 +132,8 @@ pub(crate) fn open_index(path: &Path) -> Result<(Connection, i64), Error> {
              INSERT OR REPLACE INTO meta (key, value) VALUES ('version', {INDEX_VERSION});
              INSERT OR REPLACE INTO meta (key, value) VALUES ('indexed_upto', 0);
              COMMIT;"
-        ))?;
-    }
-    let indexed_upto: i64 =
-        conn.query_row("SELECT value FROM meta WHERE key = 'indexed_upto'", [], |row| row.get(0))?;
-    Ok((conn, indexed_upto))
+    ))?;
+    Ok(())
 }
 
 /// The background thread; stopped and joined on drop.
@@ -138,12 +144,19 @@ pub(crate) struct Indexer {
 
 impl Indexer {
     pub(crate) fn start(db_path: PathBuf, search_path: PathBuf) -> Result<Indexer, Error> {
-        let (index, indexed_upto) = open_index(&search_path)?;
+        let (index, mut indexed_upto) = open_index(&search_path)?;
         let source = Connection::open(&db_path)
             .map_err(|source| Error::Open { path: db_path.clone(), source })?;
         source.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -8192;")?;
         let target: i64 =
             source.query_row("SELECT COALESCE(MAX(id), 0) FROM spans", [], |row| row.get(0))?;
+        if indexed_upto > target {
+            // The index is ahead of the spans: it belongs to another database (a data dir
+            // whose `loupe.db` was replaced). Its rowids mean nothing here.
+            tracing::warn!(indexed_upto, max_rowid = target, "rebuilding a stale full-text index");
+            reset_index(&index)?;
+            indexed_upto = 0;
+        }
         let shared = Arc::new(Shared::default());
         {
             let mut state = shared.lock();
@@ -221,8 +234,8 @@ fn index_batch(
     after: i64,
 ) -> Result<i64, Error> {
     let _guard = shared.index_lock.lock().unwrap_or_else(|e| e.into_inner());
-    let mut select =
-        source.prepare_cached("SELECT id, doc FROM spans WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+    let mut select = source
+        .prepare_cached("SELECT id, doc FROM span_docs WHERE id > ?1 ORDER BY id LIMIT ?2")?;
     let rows: Vec<(i64, Vec<u8>)> = select
         .query_map(params![after, INDEX_BATCH], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;

@@ -135,7 +135,7 @@ fn schema_v1_data_dir_opens() {
     check_dump(
         include_str!("../test_data/schema_v1.sql"),
         expect![[r#"
-            schema version: 3
+            schema version: 5
             api key: Some(("key_golden", "default", {"team": "search"}))
             traces: 1
             trace 0d83b3e29a21487a54c44c79f1fe9d67 root=Some("refund_chat.turn") op=Some("refund_chat.turn") spans=8 llm=3 errors=0 tokens=1536/384 cost=Some("0.007035") session=Some("sess-8754")
@@ -166,6 +166,20 @@ async fn reopen_rebuild_index_and_refuse_newer_schema() {
     store.write_spans(&spans).await.expect("write");
     drop(store);
     std::fs::remove_file(dir.path().join("search.db")).expect("remove index");
+    // An index left from another database (more spans than this one) is rebuilt too.
+    let other = tempfile::tempdir().expect("temp dir");
+    let other_store = open(other.path());
+    let many: Vec<_> = (0..5).map(|i| span("default", 9, i + 1, None, "noise", i, 1)).collect();
+    other_store.write_spans(&many).await.expect("write other");
+    let query = SpanQuery {
+        filter: store::syntax::parse("refund").expect("filter"),
+        ..SpanQuery::default()
+    };
+    // Waits for the other store's index to cover its spans.
+    other_store.search_spans(&ProjectId::default_project(), &query).await.expect("search other");
+    drop(other_store);
+    std::fs::copy(other.path().join("search.db"), dir.path().join("search.db"))
+        .expect("copy index");
     let store = open(dir.path());
     let trace = store
         .get_trace(
@@ -189,6 +203,6 @@ async fn reopen_rebuild_index_and_refuse_newer_schema() {
         .expect("bump version");
     drop(store);
     let error = SqliteStore::open(SqliteConfig::new(dir.path())).err().expect("refused");
-    expect![[r#"database schema version 99 is newer than this build supports (3); upgrade loupe"#]]
+    expect!["database schema version 99 is newer than this build supports (5); upgrade loupe"]
         .assert_eq(&error.to_string());
 }

@@ -14,9 +14,9 @@ use crate::{Error, codec};
 const INSERT_SPAN: &str = "INSERT OR IGNORE INTO spans (
     project, trace_id, span_id, parent_span_id, start_ns, end_ns, duration_ns, name, kind,
     service, span_type, status, operation, model, provider, input_tokens, output_tokens,
-    total_tokens, cost, session, user, env, tags, doc
+    total_tokens, cost, session, user, env, tags
 ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21, ?22, ?23, ?24)";
+    ?20, ?21, ?22, ?23)";
 
 /// The facts about one span that its trace's roll-up is made of.
 #[derive(Debug, Clone)]
@@ -136,10 +136,14 @@ pub(crate) fn write_spans(
     let mut touched: HashMap<(ProjectId, [u8; 16]), Vec<SpanFacts>> = HashMap::new();
     {
         let mut insert = tx.prepare_cached(INSERT_SPAN)?;
+        let mut insert_doc =
+            tx.prepare_cached("INSERT INTO span_docs (id, doc) VALUES (?1, ?2)")?;
         for span in spans {
             if insert_span(&mut insert, span)? {
                 res.n_written += 1;
-                max_rowid = max_rowid.max(tx.last_insert_rowid());
+                let rowid = tx.last_insert_rowid();
+                insert_doc.execute(params![rowid, codec::encode(&span.raw, &span.view)?])?;
+                max_rowid = max_rowid.max(rowid);
                 touched
                     .entry((span.project.clone(), *span.raw.trace_id.as_bytes()))
                     .or_default()
@@ -167,7 +171,6 @@ fn insert_span(
 ) -> Result<bool, Error> {
     let raw = &span.raw;
     let view = &span.view;
-    let doc = codec::encode(raw, view)?;
     let tags = if view.tags.is_empty() {
         None
     } else {
@@ -197,7 +200,6 @@ fn insert_span(
         view.user_id,
         view.environment,
         tags,
-        doc,
     ])?;
     Ok(n == 1)
 }
@@ -298,14 +300,16 @@ pub(crate) fn update_views(
     let mut touched: HashMap<(ProjectId, [u8; 16]), ()> = HashMap::new();
     {
         let mut select = tx.prepare_cached(
-            "SELECT id, doc FROM spans WHERE project = ?1 AND trace_id = ?2 AND span_id = ?3",
+            "SELECT s.id, d.doc FROM spans s JOIN span_docs d ON d.id = s.id
+             WHERE s.project = ?1 AND s.trace_id = ?2 AND s.span_id = ?3",
         )?;
         let mut update = tx.prepare_cached(
             "UPDATE spans SET span_type = ?2, operation = ?3, model = ?4, provider = ?5,
                 input_tokens = ?6, output_tokens = ?7, total_tokens = ?8, cost = ?9,
-                session = ?10, user = ?11, env = ?12, tags = ?13, doc = ?14
+                session = ?10, user = ?11, env = ?12, tags = ?13
              WHERE id = ?1",
         )?;
+        let mut update_doc = tx.prepare_cached("UPDATE span_docs SET doc = ?2 WHERE id = ?1")?;
         for span in spans {
             let raw = &span.raw;
             let found: Option<(i64, Vec<u8>)> = select
@@ -341,8 +345,8 @@ pub(crate) fn update_views(
                 view.user_id,
                 view.environment,
                 tags,
-                codec::encode(&stored.raw, view)?,
             ])?;
+            update_doc.execute(params![id, codec::encode(&stored.raw, view)?])?;
             texts.push((id, view.searchable_text()));
             touched.insert((span.project.clone(), *raw.trace_id.as_bytes()), ());
         }

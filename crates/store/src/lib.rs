@@ -275,6 +275,42 @@ pub trait Store: Send + Sync + 'static {
         let _ = (project, trace_ids);
         Err(unsupported("deleting traces"))
     }
+
+    /// Traces waiting for a tail-sampling decision that are ready for one: stored with no
+    /// decision yet, and whose root span was stored at or before `settled_before_ns` or, when no
+    /// root was stored, whose last span was. Oldest first. The backend notes when it stores each
+    /// trace's spans (so the sampler needs no memory of its own and survives restarts); it may
+    /// also delete late spans of traces already decided `drop` while doing so. Only traces
+    /// stored after the backend began tracking (the first call) are returned.
+    async fn undecided_traces(
+        &self,
+        settled_before_ns: UnixNanos,
+        limit: u32,
+    ) -> Result<Vec<(ProjectId, TraceId)>> {
+        let _ = (settled_before_ns, limit);
+        Err(unsupported("tail sampling"))
+    }
+
+    /// Records tail-sampling decisions (`true` = keep), durably, replacing earlier ones; the
+    /// traces stop being undecided. Late spans of a trace decided `false` are deleted when they
+    /// are stored (see [`Store::undecided_traces`]).
+    async fn record_sampling_decisions(
+        &self,
+        decisions: &[(ProjectId, TraceId, bool)],
+    ) -> Result<()> {
+        let _ = decisions;
+        Err(unsupported("tail sampling"))
+    }
+
+    /// The recorded decision on a trace, if any.
+    async fn sampling_decision(
+        &self,
+        project: &ProjectId,
+        trace_id: TraceId,
+    ) -> Result<Option<bool>> {
+        let _ = (project, trace_id);
+        Err(unsupported("tail sampling"))
+    }
 }
 
 fn unsupported(what: &str) -> Error {

@@ -15,7 +15,11 @@ pub enum Expr {
     Or(Vec<Expr>),
     Not(Box<Expr>),
     /// `field op value`.
-    Cmp { field: Field, op: CmpOp, value: Value },
+    Cmp {
+        field: Field,
+        op: CmpOp,
+        value: Value,
+    },
     /// `has field`: the field is present (non-null, non-empty) on the span.
     Exists(Field),
     /// Full-text match over the span's inputs and outputs (all words must appear).

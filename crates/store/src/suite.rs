@@ -295,13 +295,13 @@ pub async fn out_of_order_spans_assemble_one_trace(store: &dyn Store) {
     let a = span("p1", 7, 2, Some(1), "a", 100, 300);
     let a1 = llm(span("p1", 7, 3, Some(2), "a1", 150, 100), "m", 1, 2, "x");
     let b = span("p1", 7, 4, Some(1), "b", 500, 400);
-    write(store, &[a1.clone()]).await;
-    write(store, &[b.clone()]).await;
-    write(store, &[a.clone()]).await;
+    write(store, std::slice::from_ref(&a1)).await;
+    write(store, std::slice::from_ref(&b)).await;
+    write(store, std::slice::from_ref(&a)).await;
     let traces = all_traces(store, "p1", TraceQuery::default()).await;
     assert_eq!(traces.len(), 1);
     assert_eq!(traces[0].root_name, None, "no root yet");
-    write(store, &[root.clone()]).await;
+    write(store, std::slice::from_ref(&root)).await;
     let trace = get_trace(store, "p1", 7).await;
     assert_eq!(names(&trace), ["root", "a", "a1", "b"]);
     assert_eq!(trace[2].raw.parent_span_id, Some(span_id(2)));
@@ -315,7 +315,7 @@ pub async fn out_of_order_spans_assemble_one_trace(store: &dyn Store) {
 /// A child whose parent never arrives is still part of its trace and searchable.
 pub async fn orphans_are_returned(store: &dyn Store) {
     let orphan = span("p1", 3, 2, Some(1), "orphan", 10, 10);
-    write(store, &[orphan.clone()]).await;
+    write(store, std::slice::from_ref(&orphan)).await;
     assert_eq!(get_trace(store, "p1", 3).await, vec![orphan]);
     let traces = all_traces(store, "p1", TraceQuery::default()).await;
     assert_eq!(traces.len(), 1);
@@ -328,7 +328,7 @@ pub async fn orphans_are_returned(store: &dyn Store) {
 pub async fn operation_id_comes_from_the_root(store: &dyn Store) {
     // Trace 1: children first, root (no own operation id) last.
     let child = llm(span("p1", 1, 2, Some(1), "child", 10, 10), "m", 1, 1, "x");
-    write(store, &[child.clone()]).await;
+    write(store, std::slice::from_ref(&child)).await;
     write(store, &[span("p1", 1, 1, None, "checkout", 0, 100)]).await;
     // Trace 2: root with its own operation id first, then a child.
     let mut root2 = span("p1", 2, 1, None, "handler", 1000, 100);
@@ -623,7 +623,9 @@ pub async fn time_range_order_and_pagination(store: &dyn Store) {
     let page_names = names(&page.items);
     assert_eq!(page_names.len(), 3);
     assert_eq!(page_names[0], "child24");
-    assert!(page_names[1..].iter().all(|n| ["child21", "child22", "child23"].contains(&n.as_str())));
+    assert!(
+        page_names[1..].iter().all(|n| ["child21", "child22", "child23"].contains(&n.as_str()))
+    );
 
     let bad = SpanQuery { cursor: Some(Cursor("not a cursor".to_owned())), ..SpanQuery::default() };
     assert!(store.search_spans(&project("p1"), &bad).await.is_err(), "a bad cursor is an error");
@@ -819,7 +821,8 @@ pub async fn aggregate_groups_and_buckets(store: &dyn Store) {
         ..AggregateQuery::default()
     };
     let rows = store.aggregate(&project("p1"), &bucketed).await.unwrap_or_else(|e| panic!("{e}"));
-    let rendered: Vec<(Vec<Option<String>>, Option<u64>, Vec<Option<Decimal>>)> =
+    type Rendered = (Vec<Option<String>>, Option<u64>, Vec<Option<Decimal>>);
+    let rendered: Vec<Rendered> =
         rows.into_iter().map(|r| (r.group, r.bucket_start_ns.map(|b| b - T0), r.values)).collect();
     assert_eq!(
         rendered,
@@ -939,7 +942,7 @@ pub async fn projects_are_isolated(store: &dyn Store) {
     b.view.session_id = Some("sess-1".to_owned());
     b.view.operation_id = Some("chat".to_owned());
     write(store, &a).await;
-    let stats = write(store, &[b.clone()]).await;
+    let stats = write(store, std::slice::from_ref(&b)).await;
     assert_eq!(stats.n_written, 1, "the same ids in another project are not duplicates");
 
     assert_eq!(get_trace(store, "beta", 1).await, vec![b.clone()]);

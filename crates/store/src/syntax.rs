@@ -646,12 +646,12 @@ fn quote(text: &str) -> String {
 
 fn format_duration(ns: u64) -> String {
     for (unit, scale) in [("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000)] {
-        if ns != 0 && ns % scale == 0 {
+        if ns != 0 && ns.is_multiple_of(scale) {
             return format!("{}{unit}", ns / scale);
         }
     }
     for (unit, scale) in [("ms", 1_000_000), ("us", 1_000)] {
-        if ns != 0 && ns % scale == 0 {
+        if ns != 0 && ns.is_multiple_of(scale) {
             return format!("{}{unit}", ns / scale);
         }
     }

@@ -25,7 +25,14 @@ pub fn int(key: &str, value: i64) -> KeyValue {
 }
 
 /// A span of `trace_id` with the given ids and times; attributes and status added by the caller.
-pub fn span(trace_id: [u8; 16], span_id: u64, parent: Option<u64>, name: &str, start_ns: u64, end_ns: u64) -> Span {
+pub fn span(
+    trace_id: [u8; 16],
+    span_id: u64,
+    parent: Option<u64>,
+    name: &str,
+    start_ns: u64,
+    end_ns: u64,
+) -> Span {
     Span {
         trace_id: trace_id.to_vec(),
         span_id: span_id.to_be_bytes().to_vec(),
@@ -71,7 +78,8 @@ pub fn encode(request: &ExportTraceServiceRequest) -> Vec<u8> {
 pub fn agent_trace(trace_id: [u8; 16], base_ns: u64) -> Vec<Span> {
     let mut root = span(trace_id, 1, None, "agent.run", base_ns, base_ns + 900_000_000);
     root.attributes.push(string("session.id", "sess-1"));
-    let mut llm = span(trace_id, 2, Some(1), "chat gpt-4o", base_ns + 10_000_000, base_ns + 610_000_000);
+    let mut llm =
+        span(trace_id, 2, Some(1), "chat gpt-4o", base_ns + 10_000_000, base_ns + 610_000_000);
     llm.kind = 3;
     llm.attributes.extend([
         string("gen_ai.operation.name", "chat"),
@@ -88,8 +96,14 @@ pub fn agent_trace(trace_id: [u8; 16], base_ns: u64) -> Vec<Span> {
             r#"[{"role":"assistant","parts":[{"type":"text","content":"thirty days"}],"finish_reason":"stop"}]"#,
         ),
     ]);
-    let mut tool =
-        span(trace_id, 3, Some(1), "execute_tool lookup", base_ns + 620_000_000, base_ns + 880_000_000);
+    let mut tool = span(
+        trace_id,
+        3,
+        Some(1),
+        "execute_tool lookup",
+        base_ns + 620_000_000,
+        base_ns + 880_000_000,
+    );
     tool.attributes.extend([
         string("gen_ai.operation.name", "execute_tool"),
         string("gen_ai.tool.name", "lookup"),

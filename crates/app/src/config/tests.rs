@@ -40,8 +40,7 @@ fn env_overrides_file_values() {
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()));
     let config = Config::from_raw(load(Some(&path), &env).unwrap()).unwrap();
-    expect!["/tmp/loupe-b 127.0.0.1:0 Some(127.0.0.1:4317) 2048"]
-    .assert_eq(&format!(
+    expect!["/tmp/loupe-b 127.0.0.1:0 Some(127.0.0.1:4317) 2048"].assert_eq(&format!(
         "{} {} {:?} {}",
         config.data_dir.display(),
         config.http_addr,
@@ -65,14 +64,33 @@ fn check_error(toml_text: &str, expect: expect_test::Expect) {
 
 #[test]
 fn mistakes_are_explained() {
-    check_error("[server]\nhttp_adr = \"x\"\n", expect![[r#"
+    check_error(
+        "[server]\nhttp_adr = \"x\"\n",
+        expect![[r#"
         reading loupe.toml: unknown field `http_adr`, expected one of `http_addr`, `grpc_addr`, `grpc_enabled`
         in `server`
-    "#]]);
-    check_error("[server]\nhttp_addr = \"nowhere\"\n", expect![[r#"server.http_addr: "nowhere" is not an address like 127.0.0.1:4318: invalid socket address syntax"#]]);
-    check_error("[[auth.keys]]\nproject = \"Bad Name\"\nkey = \"k\"\n", expect![[r#"auth.keys[0].project: invalid project id "Bad Name": use 1 to 64 lowercase letters, digits, '-' or '_'"#]]);
-    check_error("[[auth.keys]]\nproject = \"a\"\n", expect!["auth.keys[0]: give exactly one of key_sha256 or key"]);
-    check_error("[ingest]\nmax_body_bytes = 10\n", expect!["ingest.max_body_bytes must be between 1024 and 1073741824, got 10"]);
+    "#]],
+    );
+    check_error(
+        "[server]\nhttp_addr = \"nowhere\"\n",
+        expect![[
+            r#"server.http_addr: "nowhere" is not an address like 127.0.0.1:4318: invalid socket address syntax"#
+        ]],
+    );
+    check_error(
+        "[[auth.keys]]\nproject = \"Bad Name\"\nkey = \"k\"\n",
+        expect![[
+            r#"auth.keys[0].project: invalid project id "Bad Name": use 1 to 64 lowercase letters, digits, '-' or '_'"#
+        ]],
+    );
+    check_error(
+        "[[auth.keys]]\nproject = \"a\"\n",
+        expect!["auth.keys[0]: give exactly one of key_sha256 or key"],
+    );
+    check_error(
+        "[ingest]\nmax_body_bytes = 10\n",
+        expect!["ingest.max_body_bytes must be between 1024 and 1073741824, got 10"],
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use expect_test::{Expect, expect};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use test_support::{App, Response, otlp, spawn_app};
 
@@ -20,13 +21,21 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 /// `STATUS retry-after=… body`, the body decoded as a `google.rpc.Status` when protobuf.
 fn outcome(response: &Response) -> String {
     let body = match response.header("content-type") {
-        Some("application/x-protobuf") if response.status != 200 => {
+        Some("application/x-protobuf") if response.status == 200 => {
+            let decoded = ExportTraceServiceResponse::decode(&response.body[..]).unwrap();
+            match decoded.partial_success {
+                Some(p) => format!("partial rejected={} {}", p.rejected_spans, p.error_message),
+                None => "ok".to_owned(),
+            }
+        }
+        Some("application/x-protobuf") => {
             let decoded = RpcStatus::decode(&response.body[..]).unwrap();
             format!("rpc code={} {}", decoded.code, decoded.message)
         }
         _ => response.text(),
     };
-    let retry = response.header("retry-after").map(|v| format!(" retry-after={v}")).unwrap_or_default();
+    let retry =
+        response.header("retry-after").map(|v| format!(" retry-after={v}")).unwrap_or_default();
     format!("{}{retry} {body}", response.status)
 }
 
@@ -55,25 +64,59 @@ async fn undecodable_bodies_get_400_and_the_server_keeps_going() {
     let proto = [("content-type", "application/x-protobuf")];
     let json = [("content-type", "application/json")];
 
-    check(&app.post("/v1/traces", &proto, b"\xff\xfe garbage \x00\x01".to_vec()).await, expect!["400 rpc code=3 body is not a valid protobuf ExportTraceServiceRequest: failed to decode Protobuf message: invalid wire type value: 7"]);
+    check(
+        &app.post("/v1/traces", &proto, b"\xff\xfe garbage \x00\x01".to_vec()).await,
+        expect![
+            "400 rpc code=3 body is not a valid protobuf ExportTraceServiceRequest: failed to decode Protobuf message: invalid wire type value: 7"
+        ],
+    );
     let full = otlp::encode(&otlp::request("svc", otlp::agent_trace(trace_id(1), 1_000)));
     let truncated = full[..full.len() / 2].to_vec();
-    check(&app.post("/v1/traces", &proto, truncated).await, expect!["400 rpc code=3 body is not a valid protobuf ExportTraceServiceRequest: failed to decode Protobuf message: ExportTraceServiceRequest.resource_spans: buffer underflow"]);
-    check(&app.post("/v1/traces", &json, b"{\"resourceSpans\": [".to_vec()).await, expect![[r#"400 {"code":3,"message":"body is not valid json: EOF while parsing a list at line 1 column 19"}"#]]);
-    check(&app.post("/v1/traces", &json, b"[1, 2, 3]".to_vec()).await, expect![[r#"400 {"code":3,"message":"body is not an otlp json trace request: the top level must be an object"}"#]]);
+    check(
+        &app.post("/v1/traces", &proto, truncated).await,
+        expect![
+            "400 rpc code=3 body is not a valid protobuf ExportTraceServiceRequest: failed to decode Protobuf message: ExportTraceServiceRequest.resource_spans: buffer underflow"
+        ],
+    );
+    check(
+        &app.post("/v1/traces", &json, b"{\"resourceSpans\": [".to_vec()).await,
+        expect![[
+            r#"400 {"code":3,"message":"body is not valid json: EOF while parsing a list at line 1 column 19"}"#
+        ]],
+    );
+    check(
+        &app.post("/v1/traces", &json, b"[1, 2, 3]".to_vec()).await,
+        expect![[
+            r#"400 {"code":3,"message":"body is not an otlp json trace request: the top level must be an object"}"#
+        ]],
+    );
     check(
         &app.post("/v1/traces", &[("content-type", "text/plain")], b"hello".to_vec()).await,
-        expect![[r#"415 {"code":3,"message":"unsupported content type \"text/plain\": send application/x-protobuf or application/json"}"#]],
+        expect![[
+            r#"415 {"code":3,"message":"unsupported content type \"text/plain\": send application/x-protobuf or application/json"}"#
+        ]],
     );
     check(
-        &app.post("/v1/traces", &[("content-type", "application/json"), ("content-encoding", "br")], b"{}".to_vec())
-            .await,
-        expect![[r#"415 {"code":3,"message":"unsupported content encoding \"br\": send gzip or no compression"}"#]],
+        &app.post(
+            "/v1/traces",
+            &[("content-type", "application/json"), ("content-encoding", "br")],
+            b"{}".to_vec(),
+        )
+        .await,
+        expect![[
+            r#"415 {"code":3,"message":"unsupported content encoding \"br\": send gzip or no compression"}"#
+        ]],
     );
     check(
-        &app.post("/v1/traces", &[("content-type", "application/json"), ("content-encoding", "gzip")], b"not gzip".to_vec())
-            .await,
-        expect![[r#"400 {"code":3,"message":"gzip body could not be decompressed: unexpected end of file"}"#]],
+        &app.post(
+            "/v1/traces",
+            &[("content-type", "application/json"), ("content-encoding", "gzip")],
+            b"not gzip".to_vec(),
+        )
+        .await,
+        expect![[
+            r#"400 {"code":3,"message":"gzip body could not be decompressed: unexpected end of file"}"#
+        ]],
     );
 
     // Still serving, and a valid request after all that is stored.
@@ -88,7 +131,9 @@ async fn bodies_over_the_limit_get_413_even_when_compressed_small() {
     let big = vec![b' '; 2 * 1024 * 1024];
     check(
         &app.post("/v1/traces", &[("content-type", "application/json")], big).await,
-        expect![[r#"413 {"code":8,"message":"request body is larger than the limit of 1048576 bytes"}"#]],
+        expect![[
+            r#"413 {"code":8,"message":"request body is larger than the limit of 1048576 bytes"}"#
+        ]],
     );
     // A gzip bomb: 64 MiB of zeros in about 64 KiB.
     let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
@@ -140,12 +185,22 @@ async fn invalid_utf8_huge_and_deep_spans() {
     let at = bytes.windows(11).position(|w| w == b"PLACEHOLDER").unwrap();
     bytes[at] = 0xff;
     bytes[at + 1] = 0xfe;
-    check(&app.post_otlp_protobuf(bytes).await, expect![[r#"
-        200 
-        ��rejected 1 of 1 span: span '��ACEHOLDER' (trace 4c6f7570655465730000000000000005, span 0000000000000001): span name is not valid UTF-8 (invalid utf-8 sequence of 1 bytes from index 0)"#]]);
+    check(
+        &app.post_otlp_protobuf(bytes).await,
+        expect![
+            "200 partial rejected=1 rejected 1 of 1 span: span '��ACEHOLDER' (trace 4c6f7570655465730000000000000005, span 0000000000000001): span name is not valid UTF-8 (invalid utf-8 sequence of 1 bytes from index 0)"
+        ],
+    );
 
     // 10,000 attributes on one span: stored whole.
-    let mut span = otlp::span(trace_id(6), 1, None, "wide", 1_700_000_000_000_000_000, 1_700_000_001_000_000_000);
+    let mut span = otlp::span(
+        trace_id(6),
+        1,
+        None,
+        "wide",
+        1_700_000_000_000_000_000,
+        1_700_000_001_000_000_000,
+    );
     for i in 0..10_000 {
         span.attributes.push(otlp::int(&format!("attr.{i}"), i));
     }
@@ -163,15 +218,31 @@ async fn invalid_utf8_huge_and_deep_spans() {
         r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"{}","spanId":"0000000000000001","name":"deep","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{{"key":"deep","value":{value}}}]}}]}}]}}]}}"#,
         hex(&trace_id(7))
     );
-    check(&app.post_otlp_json(&body).await, expect![[r#"400 {"code":3,"message":"body is not valid json: recursion limit exceeded at line 1 column 1203"}"#]]);
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
+    check(
+        &app.post_otlp_json(&body).await,
+        expect![[
+            r#"400 {"code":3,"message":"body is not valid json: recursion limit exceeded at line 1 column 1203"}"#
+        ]],
+    );
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, ArrayValue, KeyValue, any_value::Value,
+    };
     let mut value = AnyValue { value: Some(Value::StringValue("leaf".to_owned())) };
     for _ in 0..100 {
         value = AnyValue { value: Some(Value::ArrayValue(ArrayValue { values: vec![value] })) };
     }
     let mut span = otlp::span(trace_id(7), 1, None, "deep", 1, 2);
-    span.attributes.push(KeyValue { key: "deep".to_owned(), value: Some(value), ..KeyValue::default() });
-    check(&app.post_otlp_protobuf(otlp::encode(&otlp::request("svc", vec![span]))).await, expect!["400 rpc code=3 body is not a valid protobuf ExportTraceServiceRequest: failed to decode Protobuf message: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: KeyValue.value: Span.attributes: ScopeSpans.spans: ResourceSpans.scope_spans: ExportTraceServiceRequest.resource_spans: recursion limit reached"]);
+    span.attributes.push(KeyValue {
+        key: "deep".to_owned(),
+        value: Some(value),
+        ..KeyValue::default()
+    });
+    check(
+        &app.post_otlp_protobuf(otlp::encode(&otlp::request("svc", vec![span]))).await,
+        expect![
+            "400 rpc code=3 body is not a valid protobuf ExportTraceServiceRequest: failed to decode Protobuf message: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: ArrayValue.values: AnyValue.value: KeyValue.value: Span.attributes: ScopeSpans.spans: ResourceSpans.scope_spans: ExportTraceServiceRequest.resource_spans: recursion limit reached"
+        ],
+    );
 
     let request = otlp::request("svc", otlp::agent_trace(trace_id(8), 1_700_000_000_000_000_000));
     app.post_otlp_protobuf(otlp::encode(&request)).await.assert_status(200);
@@ -188,7 +259,7 @@ async fn a_trace_of_50000_spans() {
         spans.push(otlp::span(id, i, Some(1), "step", base + i * 1000, base + i * 1000 + 500));
     }
     let response = app.post_otlp_protobuf(otlp::encode(&otlp::request("svc", spans))).await;
-    check(&response, expect![[r#""#]]);
+    check(&response, expect!["200 ok"]);
     let tree = app.get_json(&format!("/api/v1/traces/{}", hex(&id))).await;
     assert_eq!(tree["rollup"]["n_spans"], 50_000);
     assert_eq!(tree["spans"][0]["children"].as_array().unwrap().len(), 49_999);

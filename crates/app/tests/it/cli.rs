@@ -36,7 +36,8 @@ async fn traces_and_trace_print_a_table_and_a_tree() {
     assert!(!output.status.success());
     expect![[r#"
         error: 404 Not Found: trace 0123456789abcdef0123456789abcdef not found
-    "#]].assert_eq(&String::from_utf8(output.stderr).unwrap());
+    "#]]
+    .assert_eq(&String::from_utf8(output.stderr).unwrap());
 }
 
 #[tokio::test]
@@ -58,7 +59,8 @@ async fn reindex_rebuilds_views_from_raw_spans() {
 
 #[test]
 fn help_teaches_with_examples() {
-    let output = std::process::Command::new(test_support::spawn::binary()).arg("--help").output().unwrap();
+    let output =
+        std::process::Command::new(test_support::spawn::binary()).arg("--help").output().unwrap();
     let help = String::from_utf8(output.stdout).unwrap();
     for needle in ["serve", "traces", "trace", "keys", "reindex", "Examples:", "loupe.toml"] {
         assert!(help.contains(needle), "{needle} missing from --help:\n{help}");
@@ -68,7 +70,12 @@ fn help_teaches_with_examples() {
         .output()
         .unwrap();
     let help = String::from_utf8(output.stdout).unwrap();
-    assert!(help.contains("--data-dir") && help.contains("LOUPE_DATA_DIR") && help.contains("--insecure"), "{help}");
+    assert!(
+        help.contains("--data-dir")
+            && help.contains("LOUPE_DATA_DIR")
+            && help.contains("--insecure"),
+        "{help}"
+    );
 }
 
 #[test]

@@ -18,7 +18,8 @@ use crate::ZERO_CONFIG;
 
 const TRACE_ID: &str = "48f9c3e1b7a64f2c9d2e0a1b3c4d5e6f";
 const GENERATE_SPAN_ID: &str = "48f0000000000006";
-const WAIT: Duration = Duration::from_secs(30);
+/// How long to wait for anything; generous because the whole suite shares two cores.
+const WAIT: Duration = Duration::from_secs(60);
 
 /// Chromium as the brief for the browser tests asks: headless, sandbox off (root in CI), and
 /// nothing that phones home.
@@ -125,8 +126,29 @@ impl Browser {
             .unwrap_or_else(|error| panic!("waiting for {css:?}: {error}"))
     }
 
+    /// The text of the first element matching `css`. Views redraw (the waterfall draws only the
+    /// rows in view), so a lookup that finds a replaced element is simply retried.
     async fn text(&self, css: &str) -> String {
-        self.wait_for(css).await.text().await.expect("element text")
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.wait_for(css).await.text().await {
+                Ok(text) => return text,
+                Err(error) if Instant::now() > deadline => panic!("text of {css:?}: {error}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Clicks the first element matching `css`, retrying when a redraw replaced it.
+    async fn click(&self, css: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.wait_for(css).await.click().await {
+                Ok(()) => return,
+                Err(error) if Instant::now() > deadline => panic!("click {css:?}: {error}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// Polls a JavaScript expression until it is truthy and returns its value.
@@ -230,8 +252,8 @@ async fn trace_opens_from_the_table_and_shows_the_generate_messages() {
     assert!(cells.contains("refund-bot"), "service in the row: {cells}");
     browser.screenshot("traces").await;
 
-    browser.wait_for(&row).await.click().await.expect("click the trace");
-    browser.wait_for(".wf-row[data-name='llm.generate']").await.click().await.expect("click span");
+    browser.click(&row).await;
+    browser.click(".wf-row[data-name='llm.generate']").await;
     let user = browser.text(".detail-pane .message.role-user").await;
     assert!(user.contains("i want refund for order 4481"), "user message: {user}");
     let system = browser.text(".detail-pane .message.role-system").await;
@@ -266,7 +288,7 @@ async fn trace_opens_from_the_table_and_shows_the_generate_messages() {
         .await;
 
     // The retrieval span lists its documents with scores.
-    browser.wait_for(".wf-row[data-name='vector.retrieve']").await.click().await.expect("click");
+    browser.click(".wf-row[data-name='vector.retrieve']").await;
     let documents = browser.text(".detail-pane .documents").await;
     assert!(documents.to_lowercase().contains("documents (3)"), "documents: {documents}");
     assert!(documents.contains("pol_courtesy_v2_draft"), "document ids: {documents}");
@@ -284,9 +306,21 @@ async fn deep_link_to_a_span_opens_it() {
     assert!(user.contains("order 4481"), "user message: {user}");
 
     // The raw span is one tab away.
-    browser.wait_for("#tab-json").await.click().await.expect("json tab");
+    browser.click("#tab-json").await;
     let raw = browser.text(".detail-pane pre.json").await;
     assert!(raw.contains("gen_ai.first_token"), "raw span JSON has its events");
+
+    // The theme switch flips the palette and is remembered across a reload.
+    let before = browser.wait_js("a theme", "return document.documentElement.dataset.theme").await;
+    browser.click("#theme-button").await;
+    let after = browser.wait_js("a theme", "return document.documentElement.dataset.theme").await;
+    assert_ne!(before, after);
+    browser.client.refresh().await.expect("reload");
+    browser.wait_for(".wf-row.is-selected").await;
+    let reloaded =
+        browser.wait_js("a theme", "return document.documentElement.dataset.theme").await;
+    assert_eq!(reloaded, after);
+    browser.screenshot(&format!("trace-{}", after.as_str().unwrap_or("theme"))).await;
     browser.close().await;
 }
 
@@ -296,23 +330,28 @@ async fn correction_written_in_place_survives_a_reload() {
     browser.goto(&url(&app, &format!("/traces/{TRACE_ID}/spans/{GENERATE_SPAN_ID}"))).await;
 
     // The correction box starts as the recorded answer; the edit shows as a diff.
-    browser.wait_for(".feedback details.correction summary").await.click().await.expect("open");
+    browser.click(".feedback details.correction summary").await;
     let textarea = browser.wait_for(".feedback textarea.correction-input").await;
     let recorded = textarea.prop("value").await.expect("value").unwrap_or_default();
     assert!(recorded.contains("eligible for a refund"), "pre-filled with the output: {recorded}");
     let corrected = "Refunds are accepted within 30 days of delivery [pol_refund_v7].";
     textarea.clear().await.expect("clear");
     textarea.send_keys(corrected).await.expect("type the correction");
-    let diff = browser.text(".feedback .diff ins").await;
-    assert!(diff.contains("30 days"), "inserted words are marked: {diff}");
-    browser.wait_for(".feedback button[aria-label='Rate bad']").await.click().await.expect("rate");
+    let inserted = browser
+        .wait_js(
+            "the diff to mark the new words",
+            "return [...document.querySelectorAll('.feedback .diff ins')].map(e => e.textContent).join(' ')",
+        )
+        .await;
+    assert!(inserted.as_str().unwrap_or("").contains("30"), "inserted words: {inserted}");
+    browser.click(".feedback button[aria-label='Rate bad']").await;
     browser
         .wait_for(".feedback input[aria-label='Tags']")
         .await
         .send_keys("refund")
         .await
         .expect("tag");
-    browser.wait_for(".feedback button[type='submit']").await.click().await.expect("save");
+    browser.click(".feedback button[type='submit']").await;
     browser.wait_for(".feedback .feedback-entry").await;
     browser.screenshot("trace-feedback").await;
 
@@ -331,6 +370,11 @@ async fn correction_written_in_place_survives_a_reload() {
     let stored = app.get_json(&format!("/api/v1/spans/{GENERATE_SPAN_ID}/feedback")).await;
     let correction = &stored["feedback"][0]["correction"][0]["parts"][0]["content"];
     assert_eq!(correction, corrected, "{stored}");
+
+    // The traces table marks the trace as rated down.
+    browser.goto(&url(&app, "/traces")).await;
+    let mark = browser.text(&format!("tr[data-trace-id='{TRACE_ID}'] .feedback-cell .badge")).await;
+    assert!(mark.contains("rated"), "feedback mark: {mark}");
     browser.close().await;
 }
 
@@ -380,6 +424,45 @@ async fn filter_narrows_the_table_and_completes_field_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_tail_shows_new_traces_and_saved_views_come_back() {
+    let Some((app, browser)) = setup(false).await else { return };
+    browser.goto(&url(&app, "/traces")).await;
+    browser.wait_for(&format!("tr[data-trace-id='{TRACE_ID}']")).await;
+
+    // Live: a trace ingested after the page loaded appears without a reload.
+    browser.click("label[for='live-toggle']").await;
+    ingest(&app, &second_trace(), "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a").await;
+    browser.wait_for("tr[data-trace-id='5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a']").await;
+    browser.click("label[for='live-toggle']").await;
+
+    // Save the current filter as a view; after a reload without it, the view brings it back.
+    let filter = browser.wait_for("input[data-filter]").await;
+    filter.send_keys("service = billing-bot\u{E007}").await.expect("filter");
+    browser.click("button.save-view-button").await;
+    let name = browser.wait_for(".save-view input[aria-label='View name']").await;
+    name.clear().await.expect("clear");
+    name.send_keys("billing\u{E007}").await.expect("name the view");
+    browser.goto(&url(&app, "/traces")).await;
+    browser.wait_for(&format!("tr[data-trace-id='{TRACE_ID}']")).await;
+    browser.wait_for("select[aria-label='Saved views'] option[value='0']").await;
+    browser
+        .wait_js(
+            "the saved view to apply",
+            "const select = document.querySelector(\"select[aria-label='Saved views']\"); \
+             select.value = '0'; select.dispatchEvent(new Event('change')); return true",
+        )
+        .await;
+    browser
+        .wait_js(
+            "the view's filter to narrow the table",
+            "const rows = [...document.querySelectorAll('tr[data-trace-id]')]; \
+             return rows.length === 1 && document.querySelector('input[data-filter]').value === 'service = billing-bot'",
+        )
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_and_sessions_draw_from_the_api() {
     let Some((app, browser)) = setup(false).await else { return };
 
@@ -392,7 +475,7 @@ async fn dashboard_and_sessions_draw_from_the_api() {
     browser.screenshot("dashboard").await;
 
     browser.goto(&url(&app, "/sessions")).await;
-    browser.wait_for("a[href='/sessions/sess_91ab']").await.click().await.expect("open session");
+    browser.click("a[href='/sessions/sess_91ab']").await;
     let turn = browser.text(".turn .turn-body .message").await;
     assert!(turn.contains("order 4481"), "the turn shows what the user said: {turn}");
     browser.screenshot("session").await;
@@ -503,7 +586,7 @@ async fn five_thousand_span_trace_draws_only_the_rows_in_view() {
             "return document.querySelector('.trace-page').dataset.renderMs",
         )
         .await;
-    eprintln!("5,000-span trace: fetched and drawn in {render_ms} ms");
+    eprintln!("5,000-span trace: fetched and drawn in {} ms", render_ms.as_str().unwrap_or("?"));
     let n_rows = browser
         .client
         .execute("return document.querySelectorAll('.wf-row').length", vec![])

@@ -43,7 +43,9 @@ async fn a_full_queue_answers_503_with_retry_after_and_keeps_what_it_acknowledge
         match response.status {
             200 => {
                 n_ok += 1;
-                let tree = app.get_json(&format!("/api/v1/traces/{}", hex(&trace_id(200 + n as u64)))).await;
+                let tree = app
+                    .get_json(&format!("/api/v1/traces/{}", hex(&trace_id(200 + n as u64))))
+                    .await;
                 assert_eq!(tree["rollup"]["n_spans"], 3);
             }
             503 => {

@@ -66,9 +66,31 @@ async fn official_clients_are_recorded_without_credentials() {
     let mut rendered = String::new();
     for call in calls {
         let tree = trace(&app, call["trace_id"].as_str().unwrap(), 1).await;
-        rendered.push_str(&format!("{}: {}", call["call"].as_str().unwrap(), render_tree(&tree)));
+        let span = &tree["spans"][0];
+        rendered.push_str(&format!(
+            "{}: {} service={} model={} in={} out={} session={}",
+            call["call"].as_str().unwrap(),
+            render_tree(&tree).trim_end(),
+            span["service"].as_str().unwrap_or("-"),
+            span["model"].as_str().unwrap_or("-"),
+            span["rollup"]["input_tokens"],
+            span["rollup"]["output_tokens"],
+            tree["session_id"].as_str().unwrap_or("-"),
+        ));
+        rendered.push('\n');
     }
     expect![[r#"
+        chat: chat gpt-4o type=llm llm=true status=unset service=loupe-gateway model=gpt-4o-2024-08-06 in=23 out=14 session=py-session
+        chat_stream: chat gpt-4o type=llm llm=true status=unset service=loupe-gateway model=gpt-4o-2024-08-06 in=23 out=14 session=-
+        chat_stream_parsed: chat gpt-4o type=llm llm=true status=unset service=loupe-gateway model=gpt-4o-2024-08-06 in=23 out=14 session=-
+        chat_stream_usage: chat gpt-4o type=llm llm=true status=unset service=loupe-gateway model=gpt-4o-2024-08-06 in=23 out=14 session=-
+        tools: chat fake-tools type=llm llm=true status=unset service=loupe-gateway model=fake-tools in=23 out=14 session=-
+        error_429: chat fake-error-429 type=llm llm=true status=error service=loupe-gateway model=fake-error-429 in=0 out=0 session=-
+        embeddings: embeddings text-embedding-3-small type=embedding llm=false status=unset service=loupe-gateway model=text-embedding-3-small in=10 out=0 session=-
+        responses: chat gpt-4o type=llm llm=true status=unset service=loupe-gateway model=gpt-4o-2024-08-06 in=23 out=14 session=-
+        anthropic: chat claude-sonnet-4-5 type=llm llm=true status=unset service=loupe-gateway model=claude-sonnet-4-5 in=36 out=15 session=-
+        anthropic_stream: chat claude-sonnet-4-5 type=llm llm=true status=unset service=loupe-gateway model=claude-sonnet-4-5 in=36 out=15 session=-
+        anthropic_stream_raw: chat claude-sonnet-4-5 type=llm llm=true status=unset service=loupe-gateway model=claude-sonnet-4-5 in=36 out=15 session=-
     "#]]
     .assert_eq(&rendered);
 
@@ -108,6 +130,8 @@ async fn otel_app_span_is_the_parent_of_the_gateway_span() {
     assert_eq!(out["gateway_trace_id"], out["app_trace_id"]);
     let tree = trace(&app, out["app_trace_id"].as_str().unwrap(), 2).await;
     expect![[r#"
+        answer_question type=other llm=false status=unset
+          chat gpt-4o type=llm llm=true status=unset
     "#]]
     .assert_eq(&render_tree(&tree));
 }

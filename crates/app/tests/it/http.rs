@@ -55,7 +55,14 @@ async fn protobuf_and_gzip_are_accepted_and_answered_in_kind() {
 
     // The same trace id again, gzipped, with one more span: stored once, assembled into one tree.
     let mut spans = otlp::agent_trace(id, 1_700_000_000_000_000_000);
-    spans.push(otlp::span(id, 4, Some(2), "retry", 1_700_000_000_100_000_000, 1_700_000_000_200_000_000));
+    spans.push(otlp::span(
+        id,
+        4,
+        Some(2),
+        "retry",
+        1_700_000_000_100_000_000,
+        1_700_000_000_200_000_000,
+    ));
     let body = gzip(&otlp::encode(&otlp::request("checkout", spans)));
     let response = app
         .post(
@@ -68,7 +75,11 @@ async fn protobuf_and_gzip_are_accepted_and_answered_in_kind() {
 
     let json = serde_json::to_vec(&serde_json::json!({"resourceSpans": []})).unwrap();
     let response = app
-        .post("/v1/traces", &[("content-type", "application/json"), ("content-encoding", "gzip")], gzip(&json))
+        .post(
+            "/v1/traces",
+            &[("content-type", "application/json"), ("content-encoding", "gzip")],
+            gzip(&json),
+        )
         .await;
     response.assert_status(200);
 
@@ -86,7 +97,8 @@ async fn protobuf_and_gzip_are_accepted_and_answered_in_kind() {
 #[tokio::test]
 async fn logs_and_metrics_are_not_supported_yet() {
     let app = spawn_app(ZERO_CONFIG).await;
-    let response = app.post("/v1/logs", &[("content-type", "application/json")], b"{}".to_vec()).await;
+    let response =
+        app.post("/v1/logs", &[("content-type", "application/json")], b"{}".to_vec()).await;
     expect![[r#"501 {"code":12,"message":"the logs signal is not supported yet: loupe accepts traces only (POST /v1/traces, TraceService/Export)"}"#]]
     .assert_eq(&format!("{} {}", response.status, response.text()));
     let response =

@@ -36,11 +36,31 @@ async fn export_and_read(app: &App, protocol: &str, endpoint: &str, expect: Expe
 #[tokio::test]
 async fn python_sdk_over_http() {
     let app = spawn_app("").await;
-    export_and_read(&app, "http", &format!("{}/v1/traces", app.http_url), expect![[r#""#]]).await;
+    export_and_read(
+        &app,
+        "http",
+        &format!("{}/v1/traces", app.http_url),
+        expect![[r#"
+        answer_question type=other llm=false status=unset
+          chat gpt-4o-mini type=llm llm=true status=unset
+          execute_tool search type=tool llm=false status=error
+    "#]],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn python_sdk_over_grpc() {
     let app = spawn_app("").await;
-    export_and_read(&app, "grpc", &app.grpc_url, expect![[r#""#]]).await;
+    export_and_read(
+        &app,
+        "grpc",
+        &app.grpc_url,
+        expect![[r#"
+        answer_question type=other llm=false status=unset
+          chat gpt-4o-mini type=llm llm=true status=unset
+          execute_tool search type=tool llm=false status=error
+    "#]],
+    )
+    .await;
 }

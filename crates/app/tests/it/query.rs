@@ -45,7 +45,8 @@ async fn search_filters_pages_and_counts() {
     let text = app.get_json("/api/v1/spans?q=%22refund%20window%22").await;
     assert_eq!(text["spans"].as_array().unwrap().len(), 10, "{text}");
 
-    let from = app.get_json("/api/v1/traces?from=1700000005000000000&to=2023-11-14T22:13:28Z").await;
+    let from =
+        app.get_json("/api/v1/traces?from=1700000005000000000&to=2023-11-14T22:13:28Z").await;
     assert_eq!(ids(&from, "traces", "trace_id").len(), 3, "{from}");
 }
 
@@ -58,17 +59,24 @@ async fn sessions_facets_and_aggregates() {
     app.get("/api/v1/sessions/nope", &[]).await.assert_status(404);
 
     let facets = app.get_json("/api/v1/facets?from=2023-01-01T00:00:00Z").await;
-    expect![[r#""#]].assert_eq(&serde_json::to_string(&facets["span_names"]).unwrap());
+    expect![[r#"[{"value":"agent.run","count":10},{"value":"chat gpt-4o","count":10},{"value":"execute_tool lookup","count":10}]"#]].assert_eq(&serde_json::to_string(&facets["span_names"]).unwrap());
 
-    let aggregate = app.get_json("/api/v1/aggregate?group_by=name&metrics=count,errors,input_tokens").await;
+    let aggregate =
+        app.get_json("/api/v1/aggregate?group_by=name&metrics=count,errors,input_tokens").await;
     let mut rows: Vec<String> = aggregate["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|row| format!("{} {}", row["group"]["name"], serde_json::to_string(&row["values"]).unwrap()))
+        .map(|row| {
+            format!("{} {}", row["group"]["name"], serde_json::to_string(&row["values"]).unwrap())
+        })
         .collect();
     rows.sort();
-    expect![[r#""#]].assert_eq(&rows.join("\n"));
+    expect![[r#"
+        "agent.run" {"count":10,"errors":0,"input_tokens":0}
+        "chat gpt-4o" {"count":10,"errors":0,"input_tokens":1200}
+        "execute_tool lookup" {"count":10,"errors":4,"input_tokens":0}"#]]
+    .assert_eq(&rows.join("\n"));
 }
 
 #[tokio::test]
@@ -87,5 +95,20 @@ async fn bad_queries_get_json_errors() {
         let response = app.get(path, &[]).await;
         res.push_str(&format!("{path}\n  {} {}\n", response.status, response.text()));
     }
-    expect![[r#""#]].assert_eq(&res);
+    expect![[r#"
+        /api/v1/traces?q=type%20%3D
+          400 {"error":{"code":"bad_request","message":"q: at column 7: expected a value after '='"}}
+        /api/v1/traces?from=yesterday
+          400 {"error":{"code":"bad_request","message":"from: cannot read time \"yesterday\": use RFC 3339 (2024-05-22T10:01:03Z), unix nanoseconds, or a relative time such as 15m, 1h, 7d"}}
+        /api/v1/traces?limit=0
+          400 {"error":{"code":"bad_request","message":"limit must be at least 1"}}
+        /api/v1/traces?limit=abc
+          400 {"error":{"code":"bad_request","message":"Failed to deserialize query string: limit: invalid digit found in string"}}
+        /api/v1/traces/not-a-trace-id
+          400 {"error":{"code":"bad_request","message":"trace id must be 16 bytes (32 hex characters), got 7 bytes"}}
+        /api/v1/traces/0123456789abcdef0123456789abcdef
+          404 {"error":{"code":"not_found","message":"trace 0123456789abcdef0123456789abcdef not found"}}
+        /api/v1/aggregate?metrics=p42
+          400 {"error":{"code":"bad_request","message":"metrics: unknown metric \"p42\": use count, errors, p50, p95, p99, input_tokens, output_tokens or cost"}}
+    "#]].assert_eq(&res);
 }

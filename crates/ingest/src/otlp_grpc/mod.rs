@@ -29,6 +29,26 @@ pub fn server(state: IngestState) -> TraceServiceServer<GrpcReceiver> {
         .max_decoding_message_size(limit)
 }
 
+/// tonic answers a message over the size limit with `OUT_OF_RANGE`, which OTLP exporters retry;
+/// the spec asks for `RESOURCE_EXHAUSTED` (not retried without `RetryInfo`). Add this to the
+/// server's layers to rewrite that status.
+pub fn too_large_is_resource_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
+    let is_out_of_range = response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == out_of_range.as_bytes());
+    if is_out_of_range {
+        let code = (tonic::Code::ResourceExhausted as i32).to_string();
+        if let Ok(value) = http::HeaderValue::from_str(&code) {
+            response.headers_mut().insert("grpc-status", value);
+        }
+    }
+    response
+}
+
 pub struct GrpcReceiver {
     state: IngestState,
 }

@@ -5,9 +5,9 @@
 use std::io::Read;
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use otlp::Encoding;
 
 use crate::Error;
@@ -48,21 +48,30 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<usize> {
     headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// Reads the whole body, failing with [`Error::TooLarge`] past `limit` bytes.
-pub(crate) async fn read_capped(body: Body, limit: usize) -> Result<Bytes, Error> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) => {
-            if error.downcast_ref::<LengthLimitError>().is_some()
-                || std::error::Error::source(&*error)
-                    .is_some_and(|source| source.downcast_ref::<LengthLimitError>().is_some())
-            {
-                Err(Error::TooLarge { limit })
-            } else {
-                Err(Error::Body(error.to_string()))
+/// Reads the whole body, failing with [`Error::TooLarge`] past `limit` bytes. Past the limit
+/// the rest of the body is read and thrown away (up to a bound), so the client gets to read
+/// the 413 instead of a reset connection, which it would retry.
+pub(crate) async fn read_capped(mut body: Body, limit: usize) -> Result<Bytes, Error> {
+    let drain_max = limit.saturating_mul(4).max(64 * 1024 * 1024);
+    let mut res = BytesMut::new();
+    let mut n_seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| Error::Body(error.to_string()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        n_seen = n_seen.saturating_add(data.len());
+        if n_seen <= limit {
+            res.extend_from_slice(&data);
+        } else {
+            res = BytesMut::new();
+            if n_seen > drain_max {
+                break;
             }
         }
     }
+    if n_seen > limit {
+        return Err(Error::TooLarge { limit });
+    }
+    Ok(res.freeze())
 }
 
 /// Inflates a gzip body, failing with [`Error::TooLarge`] as soon as the output passes `limit`.

@@ -39,10 +39,7 @@ pub fn router(state: IngestState) -> Router {
         .with_state(state)
 }
 
-async fn export_traces(
-    State(state): State<IngestState>,
-    request: http::Request<Body>,
-) -> Response {
+async fn export_traces(State(state): State<IngestState>, request: http::Request<Body>) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let res = handle(&state, &parts.headers, body).await;
@@ -66,16 +63,25 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Encoding, usize, Vec<Rejected>), Error> {
-    // Authenticate first: a request with a wrong key stores nothing and costs no decoding.
-    let project = state.auth.resolve_headers(headers).await?;
-    let encoding = body::encoding_of(headers)?;
-    let gzip = body::is_gzip(headers)?;
     let limit = state.config.max_body_bytes;
     let declared = body::content_length(headers);
-    if declared.is_some_and(|n_bytes| n_bytes > limit) {
-        return Err(Error::TooLarge { limit });
-    }
-    let _permit = state.reserve(declared.unwrap_or(limit))?;
+    // Authenticate first: a request with a wrong key stores nothing and costs no decoding.
+    let checked = async {
+        let project = state.auth.resolve_headers(headers).await?;
+        let encoding = body::encoding_of(headers)?;
+        let gzip = body::is_gzip(headers)?;
+        let permit = state.reserve(declared.unwrap_or(limit).min(limit))?;
+        Ok::<_, Error>((project, encoding, gzip, permit))
+    };
+    let (project, encoding, gzip, _permit) = match checked.await {
+        Ok(checked) => checked,
+        Err(error) => {
+            // Read (and drop) the body so the client reads this answer rather than a reset
+            // connection, which it would retry.
+            let _ = body::read_capped(body, limit).await;
+            return Err(error);
+        }
+    };
     let bytes = body::read_capped(body, limit).await?;
 
     let decode = {
@@ -90,14 +96,14 @@ async fn handle(
             }
         }
     };
-    let (decoded, _inflated_permit) = if gzip || declared.unwrap_or(usize::MAX) > INLINE_DECODE_BYTES
-    {
-        tokio::task::spawn_blocking(decode)
-            .await
-            .map_err(|error| Error::Body(format!("decoding task failed: {error}")))??
-    } else {
-        decode()?
-    };
+    let (decoded, _inflated_permit) =
+        if gzip || declared.unwrap_or(usize::MAX) > INLINE_DECODE_BYTES {
+            tokio::task::spawn_blocking(decode)
+                .await
+                .map_err(|error| Error::Body(format!("decoding task failed: {error}")))??
+        } else {
+            decode()?
+        };
     let n_total = decoded.n_total();
     let rejected = state.submit(TRANSPORT, project, decoded).await?;
     Ok((encoding, n_total, rejected))
@@ -126,7 +132,8 @@ fn error_response(encoding: Encoding, error: &Error) -> Response {
     } else {
         tracing::debug!(error = %error, "otlp export refused");
     }
-    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let bytes = otlp::encode_status(encoding, rpc_code(code) as i32, &error.to_string());
     let mut response = with_content_type(status, encoding, bytes);
     if let Some(secs) = error.retry_after_secs() {

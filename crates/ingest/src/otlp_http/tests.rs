@@ -63,5 +63,6 @@ fn gzip_is_inflated_up_to_the_limit_and_no_further() {
     let error = body::gunzip_capped(&bomb, 1024 * 1024).unwrap_err();
     expect!["request body is larger than the limit of 1048576 bytes"].assert_eq(&error.to_string());
     let error = body::gunzip_capped(b"not gzip at all", 1000).unwrap_err();
-    expect!["gzip body could not be decompressed: invalid gzip header"].assert_eq(&error.to_string());
+    expect!["gzip body could not be decompressed: invalid gzip header"]
+        .assert_eq(&error.to_string());
 }

@@ -1,6 +1,6 @@
 //! The tail-sampling decision: a pure function of a complete trace, its feedback and the
-//! running latency of its root name. The background sampler that calls it (write first, decide
-//! after, delete dropped traces) is described in `docs/pipeline.md`.
+//! running latency of its root name, and the feedback a trace carries in its own spans. The
+//! background sampler that calls it is in `sampler.rs`.
 
 use model::{AnyValue, KeyValue, SpanType, StatusCode, StoredSpan, attr_get};
 
@@ -106,4 +106,54 @@ fn matches(policy: &Policy, spans: &[StoredSpan], inputs: &DecisionInputs) -> bo
 /// `gen_ai.evaluation.result` event.
 fn eval_label(attributes: &[KeyValue]) -> Option<&str> {
     attr_get(attributes, "gen_ai.evaluation.score.label").and_then(AnyValue::as_str)
+}
+
+/// Feedback carried by the trace itself, until people or evaluators send stored feedback: GenAI
+/// evaluation results (`gen_ai.evaluation.name` with `gen_ai.evaluation.score.value` and/or
+/// `gen_ai.evaluation.score.label`) on spans or on their `gen_ai.evaluation.result` events.
+pub fn feedback_from_spans(spans: &[StoredSpan]) -> Vec<Feedback> {
+    let mut res = Vec::new();
+    for span in spans {
+        let events = span.raw.events.iter().map(|event| &event.attributes[..]);
+        for attributes in std::iter::once(&span.raw.attributes[..]).chain(events) {
+            let Some(name) =
+                attr_get(attributes, "gen_ai.evaluation.name").and_then(AnyValue::as_str)
+            else {
+                continue;
+            };
+            let score =
+                attr_get(attributes, "gen_ai.evaluation.score.value").and_then(AnyValue::as_f64);
+            let label = eval_label(attributes).map(str::to_owned);
+            if score.is_some() || label.is_some() {
+                res.push(Feedback { name: name.to_owned(), score, label });
+            }
+        }
+    }
+    res
+}
+
+/// A stored feedback entry as the decision sees it: each named score (categories as labels)
+/// and the rating as the score `rating` on the 1 to 5 scale.
+pub fn feedback_from_record(record: &model::Feedback) -> Vec<Feedback> {
+    let mut res: Vec<Feedback> = record
+        .content
+        .scores
+        .iter()
+        .map(|(name, value)| Feedback {
+            name: name.clone(),
+            score: value.as_f64(),
+            label: match value {
+                model::ScoreValue::Category(label) => Some(label.clone()),
+                _ => None,
+            },
+        })
+        .collect();
+    if let Some(rating) = record.content.rating {
+        res.push(Feedback {
+            name: "rating".to_owned(),
+            score: Some(f64::from(rating.value())),
+            label: None,
+        });
+    }
+    res
 }

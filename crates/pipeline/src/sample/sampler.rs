@@ -1,0 +1,289 @@
+//! The background sampler: "write first, decide after".
+//!
+//! Spans are written at once by the pipeline, as when sampling is off, so an acknowledged span
+//! survives a crash while its trace waits. This task asks the store, every tick, for traces that
+//! are ready (root span stored `decision_wait_secs` ago, or, with no root, no new span for that
+//! long) and not decided yet ([`store::Store::undecided_traces`]); it reads each one back,
+//! decides it with [`decide`], deletes the dropped ones ([`store::Store::delete_traces`]) and
+//! records every decision ([`store::Store::record_sampling_decisions`]). The store remembers
+//! what is pending and what was decided, so a restart decides nothing twice, and it deletes late
+//! spans of a dropped trace as they arrive.
+//!
+//! Dropped traces are deleted before their decisions are recorded: after a crash in between,
+//! the trace is still pending, is read back empty and is recorded as dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use model::{ProjectId, StoredSpan, TraceId, UnixNanos};
+use store::Store;
+
+use super::config::SampleConfig;
+use super::latency::LatencyEstimator;
+use super::sample::{DecisionInputs, decide, feedback_from_record, feedback_from_spans};
+use crate::Error;
+use crate::processors::ProcessorCounter;
+
+/// Traces asked for per store call.
+const PASS_BATCH: u32 = 256;
+/// Root names whose latency is tracked for the p99.
+const MAX_ROOT_NAMES: usize = 1000;
+
+/// Kept and dropped counts, for `/metrics` and the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SamplingStats {
+    pub traces_kept: u64,
+    pub traces_dropped: u64,
+    /// Spans deleted with dropped traces (late spans are deleted by the store and not counted).
+    pub spans_deleted: u64,
+    /// Passes that failed (a store error); the traces are retried on the next pass.
+    pub errors: u64,
+    /// Per policy, in config order.
+    pub policies: Vec<PolicyStats>,
+}
+
+/// How one policy judged the decided traces: `kept` counts the traces it matched (it alone
+/// would have kept them), `dropped` the others, like the Collector's
+/// `count_traces_sampled{policy, sampled}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyStats {
+    pub name: String,
+    pub kept: u64,
+    pub dropped: u64,
+}
+
+impl SamplingStats {
+    /// The counters in the shape of the other processors' (`loupe_processor_sample_*`).
+    pub fn counters(&self) -> Vec<ProcessorCounter> {
+        let plain =
+            |name, value| ProcessorCounter { processor: "sample", name, labels: Vec::new(), value };
+        let mut res = vec![
+            plain("traces_kept", self.traces_kept),
+            plain("traces_dropped", self.traces_dropped),
+            plain("spans_deleted", self.spans_deleted),
+            plain("errors", self.errors),
+        ];
+        for policy in &self.policies {
+            for (decision, value) in [("kept", policy.kept), ("dropped", policy.dropped)] {
+                res.push(ProcessorCounter {
+                    processor: "sample",
+                    name: "policy_traces",
+                    labels: vec![
+                        ("policy", policy.name.clone()),
+                        ("decision", decision.to_owned()),
+                    ],
+                    value,
+                });
+            }
+        }
+        res
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub n_kept: u64,
+    pub n_dropped: u64,
+    pub n_spans_deleted: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    traces_kept: AtomicU64,
+    traces_dropped: AtomicU64,
+    spans_deleted: AtomicU64,
+    errors: AtomicU64,
+    /// `(kept, dropped)` per policy, in config order.
+    policies: Vec<(AtomicU64, AtomicU64)>,
+}
+
+/// The decision logic with its state (latency estimator, counters); [`Sampler`] runs it on a
+/// timer. Tests and maintenance commands call [`SamplerCore::run_pass`] directly.
+pub struct SamplerCore {
+    config: SampleConfig,
+    store: Arc<dyn Store>,
+    latency: Mutex<LatencyEstimator>,
+    counters: Counters,
+}
+
+impl SamplerCore {
+    pub fn new(config: SampleConfig, store: Arc<dyn Store>) -> SamplerCore {
+        let counters = Counters {
+            policies: config.policies.iter().map(|_| Default::default()).collect(),
+            ..Default::default()
+        };
+        SamplerCore {
+            config,
+            store,
+            latency: Mutex::new(LatencyEstimator::new(MAX_ROOT_NAMES)),
+            counters,
+        }
+    }
+
+    pub fn stats(&self) -> SamplingStats {
+        let c = &self.counters;
+        SamplingStats {
+            traces_kept: c.traces_kept.load(Ordering::Relaxed),
+            traces_dropped: c.traces_dropped.load(Ordering::Relaxed),
+            spans_deleted: c.spans_deleted.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            policies: self
+                .config
+                .policies
+                .iter()
+                .zip(&c.policies)
+                .map(|(policy, (kept, dropped))| PolicyStats {
+                    name: policy.name.clone(),
+                    kept: kept.load(Ordering::Relaxed),
+                    dropped: dropped.load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+
+    /// Decides every trace that is ready at `now_ns` (wall clock), in batches.
+    pub async fn run_pass(&self, now_ns: UnixNanos) -> Result<PassReport, Error> {
+        let wait_ns = self.config.decision_wait_secs.saturating_mul(1_000_000_000);
+        let settled_before_ns = now_ns.saturating_sub(wait_ns);
+        let mut res = PassReport::default();
+        loop {
+            let ready = self
+                .store
+                .undecided_traces(settled_before_ns, PASS_BATCH)
+                .await
+                .map_err(Error::Store)?;
+            let n_ready = ready.len();
+            let mut decisions: Vec<(ProjectId, TraceId, bool)> = Vec::with_capacity(n_ready);
+            for (project, trace_id) in ready {
+                let spans = self.store.get_trace(&project, trace_id).await.map_err(Error::Store)?;
+                let keep = !spans.is_empty() && self.decide_one(&project, trace_id, &spans).await;
+                if !spans.is_empty() && !keep {
+                    let n_deleted = self
+                        .store
+                        .delete_traces(&project, &[trace_id])
+                        .await
+                        .map_err(Error::Store)?;
+                    res.n_spans_deleted += n_deleted;
+                    self.counters.spans_deleted.fetch_add(n_deleted, Ordering::Relaxed);
+                }
+                match keep {
+                    true => res.n_kept += 1,
+                    false => res.n_dropped += 1,
+                }
+                decisions.push((project, trace_id, keep));
+            }
+            self.store.record_sampling_decisions(&decisions).await.map_err(Error::Store)?;
+            if n_ready < PASS_BATCH as usize {
+                break;
+            }
+        }
+        Ok(res)
+    }
+
+    /// Decides one stored trace and counts the decision.
+    async fn decide_one(
+        &self,
+        project: &ProjectId,
+        trace_id: TraceId,
+        spans: &[StoredSpan],
+    ) -> bool {
+        let mut feedback = feedback_from_spans(spans);
+        // Stored feedback (people, evaluators over the API); a backend without feedback
+        // records decides on what the spans carry.
+        match self.store.trace_feedback(project, trace_id).await {
+            Ok(records) => feedback.extend(records.iter().flat_map(feedback_from_record)),
+            Err(error) => tracing::debug!(%error, "no stored feedback for the sampling decision"),
+        }
+        let root = spans
+            .iter()
+            .filter(|span| span.raw.parent_span_id.is_none())
+            .min_by_key(|span| span.raw.start_time_unix_nano);
+        let start = spans.iter().map(|s| s.raw.start_time_unix_nano).min().unwrap_or(0);
+        let end = spans.iter().map(|s| s.raw.end_time_unix_nano).max().unwrap_or(0);
+        let root_name = root.map(|span| span.raw.name.as_str());
+        let root_name_p99_ns = {
+            // A poisoned lock only means a panic mid-update of plain numbers.
+            let latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+            root_name.and_then(|name| latency.p99(name))
+        };
+        let inputs = DecisionInputs { feedback, root_name_p99_ns };
+        let decision = decide(&self.config.policies, spans, &inputs);
+        if let Some(name) = root_name {
+            let mut latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+            latency.observe(name, end.saturating_sub(start));
+        }
+        let c = &self.counters;
+        match decision.keep {
+            true => c.traces_kept.fetch_add(1, Ordering::Relaxed),
+            false => c.traces_dropped.fetch_add(1, Ordering::Relaxed),
+        };
+        for (policy, (kept, dropped)) in self.config.policies.iter().zip(&c.policies) {
+            match decision.matched.contains(&policy.name) {
+                true => kept.fetch_add(1, Ordering::Relaxed),
+                false => dropped.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        decision.keep
+    }
+}
+
+/// The background task running [`SamplerCore::run_pass`] every tick. Start it only when
+/// sampling is enabled; [`Sampler::shutdown`] stops it after the pass in progress.
+pub struct Sampler {
+    core: Arc<SamplerCore>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Sampler {
+    /// Starts the task on the current tokio runtime.
+    pub fn start(config: SampleConfig, store: Arc<dyn Store>) -> Sampler {
+        // Deciding up to a tenth of the wait late is fine; more often costs store calls.
+        let tick = Duration::from_secs(config.decision_wait_secs)
+            .checked_div(10)
+            .unwrap_or_default()
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let core = Arc::new(SamplerCore::new(config, store));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task_core = core.clone();
+        let task = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                if let Err(error) = task_core.run_pass(wall_clock_ns()).await {
+                    task_core.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %error, "tail sampling pass failed");
+                }
+            }
+        });
+        Sampler { core, stop, task: tokio::sync::Mutex::new(Some(task)) }
+    }
+
+    pub fn core(&self) -> &Arc<SamplerCore> {
+        &self.core
+    }
+
+    pub fn stats(&self) -> SamplingStats {
+        self.core.stats()
+    }
+
+    /// Stops the task and waits for it (the pass in progress finishes first).
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+pub(crate) fn wall_clock_ns() -> UnixNanos {
+    let since_epoch =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+}
