@@ -93,11 +93,17 @@ pub struct RawPipelineSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStoreConfig {
-    /// `sqlite` (default, embedded).
+    /// `sqlite` (default, embedded) or `clickhouse`. Implied by `url`.
     pub backend: Option<String>,
+    /// A store URL: `sqlite` (the data dir), or `clickhouse://host:8123/db` (also set by
+    /// `loupe serve --store URL` and `LOUPE_STORE`).
+    pub url: Option<String>,
     /// Settings of the SQLite backend.
     #[serde(default)]
     pub sqlite: store_sqlite::RawSqliteConfig,
+    /// Settings of the ClickHouse backend (`[store.clickhouse]`); its `url` may be left out when
+    /// `store.url` names the server.
+    pub clickhouse: Option<store_clickhouse::RawClickHouseConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -133,6 +139,8 @@ pub struct Config {
     pub queue: pipeline::PipelineConfig,
     pub processors: pipeline::processors::RawPipelineConfig,
     pub sqlite: store_sqlite::SqliteConfig,
+    /// Set when the store is ClickHouse; SQLite otherwise.
+    pub clickhouse: Option<store_clickhouse::ClickHouseConfig>,
     pub auth: auth::AuthConfig,
     pub gateway: gateway::GatewayConfig,
 }
@@ -247,10 +255,37 @@ impl Config {
             sample: raw.pipeline.sample,
         };
 
-        match raw.store.backend.as_deref().unwrap_or("sqlite") {
-            "sqlite" => {}
-            other => bail!("store.backend: unknown backend {other:?}; this build has \"sqlite\""),
-        }
+        let url = raw.store.url.as_deref().map(str::trim).filter(|url| !url.is_empty());
+        let implied = match url {
+            Some(url) if url.starts_with("clickhouse") || url.starts_with("http") => "clickhouse",
+            Some("sqlite") | None => "sqlite",
+            Some(other) => bail!(
+                "store.url: {other:?} is not a store URL; use `sqlite` or \
+                 `clickhouse://host:8123/database`"
+            ),
+        };
+        let clickhouse = match raw.store.backend.as_deref().unwrap_or(implied) {
+            "sqlite" => None,
+            "clickhouse" => {
+                let mut clickhouse = raw.store.clickhouse.clone().unwrap_or_default();
+                if let Some(url) = url.filter(|_| implied == "clickhouse") {
+                    clickhouse.url = url.to_owned();
+                }
+                if clickhouse.url.trim().is_empty() {
+                    bail!("store: the clickhouse backend needs a URL (store.url or --store)");
+                }
+                if clickhouse.spill_dir.is_none() {
+                    clickhouse.spill_dir = Some(data_dir.join("clickhouse-spill"));
+                }
+                Some(
+                    store_clickhouse::ClickHouseConfig::from_raw(clickhouse)
+                        .map_err(|error| anyhow::anyhow!("store.clickhouse: {error}"))?,
+                )
+            }
+            other => {
+                bail!("store.backend: unknown backend {other:?}; use \"sqlite\" or \"clickhouse\"")
+            }
+        };
         let sqlite = store_sqlite::SqliteConfig::from_raw(raw.store.sqlite, &data_dir)
             .map_err(anyhow::Error::msg)?;
 
@@ -285,6 +320,7 @@ impl Config {
             queue,
             processors,
             sqlite,
+            clickhouse,
             auth: auth::AuthConfig { keys, require_key },
             gateway,
         })

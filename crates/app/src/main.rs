@@ -103,6 +103,10 @@ struct DataArgs {
     /// Data directory (overrides `data_dir` in the config file).
     #[arg(long, env = "LOUPE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Store URL: `sqlite` (default, in the data dir) or `clickhouse://host:8123/database`
+    /// (overrides `store.url`).
+    #[arg(long, env = "LOUPE_STORE")]
+    store: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +245,9 @@ fn load_raw_config(data: &DataArgs) -> anyhow::Result<config::RawConfig> {
     let mut raw = config::load(data.config.as_deref(), &env_vars())?;
     if let Some(data_dir) = &data.data_dir {
         raw.data_dir = Some(data_dir.clone());
+    }
+    if let Some(store) = &data.store {
+        raw.store.url = Some(store.clone());
     }
     Ok(raw)
 }

@@ -17,6 +17,22 @@ use crate::metrics::Metrics;
 
 /// Opens the configured store (blocking work, run on the blocking pool).
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(clickhouse) = &config.clickhouse {
+        let store = match store_clickhouse::ClickHouseStore::open(clickhouse.clone()).await {
+            Ok(store) => store,
+            Err(error) if error.code() == model::ErrorCode::Unavailable => {
+                // Start anyway: writes go to the local spill and are replayed when the server
+                // answers, so ingestion keeps acknowledging.
+                tracing::warn!(error = %error, "clickhouse unreachable; writing to the local spill");
+                store_clickhouse::ClickHouseStore::open_lazy(clickhouse.clone())
+                    .context("opening the ClickHouse store")?
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context("opening the ClickHouse store"));
+            }
+        };
+        return Ok(Arc::new(store));
+    }
     let sqlite = config.sqlite.clone();
     let path = sqlite.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || store_sqlite::SqliteStore::open(sqlite))
@@ -96,6 +112,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let (pipeline, processors) = start_pipeline(&config, store.clone())?;
     let auth = auth::Auth::new(auth_config, Some(store.clone()));
+    // Tail sampling decides after the write, so acknowledged spans survive a crash while their
+    // trace waits for its decision.
+    let sampler = processors
+        .sample
+        .enabled
+        .then(|| pipeline::sample::Sampler::start(processors.sample.clone(), store.clone()));
 
     // The recording gateway records through the pipeline; spans waiting for a slow or failed
     // store spill into the data dir.
@@ -194,6 +216,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     gateway.shutdown().await;
     pipeline.shutdown().await;
+    if let Some(sampler) = &sampler {
+        sampler.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

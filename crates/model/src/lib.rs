@@ -21,9 +21,7 @@ pub use feedback::{
     ScoreConfig, ScoreKind, ScoreValue,
 };
 pub use ids::{IdError, SpanId, TraceId};
-pub use llm::{
-    Document, LlmView, Message, Part, RequestParams, SpanType, Usage, ViewFlags,
-};
+pub use llm::{Document, LlmView, Message, Part, RequestParams, SpanType, Usage, ViewFlags};
 pub use project::ProjectId;
 pub use span::{
     AnyValue, Event, KeyValue, Link, RawSpan, Resource, Scope, SpanKind, Status, StatusCode,

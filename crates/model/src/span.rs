@@ -81,9 +81,9 @@ impl AnyValue {
                 .unwrap_or_else(|| Value::String(d.to_string())),
             AnyValue::Bytes(b) => Value::String(base64_bytes::encode(b)),
             AnyValue::Array(values) => Value::Array(values.iter().map(AnyValue::to_json).collect()),
-            AnyValue::KvList(kvs) => Value::Object(
-                kvs.iter().map(|kv| (kv.key.clone(), kv.value.to_json())).collect(),
-            ),
+            AnyValue::KvList(kvs) => {
+                Value::Object(kvs.iter().map(|kv| (kv.key.clone(), kv.value.to_json())).collect())
+            }
             AnyValue::Empty => Value::Null,
         }
     }

@@ -76,8 +76,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_trace(&self, project: &ProjectId, trace_id: TraceId) -> Result<Vec<StoredSpan>>;
 
     /// Spans matching a query, newest first.
-    async fn search_spans(&self, project: &ProjectId, query: &SpanQuery)
-    -> Result<Page<StoredSpan>>;
+    async fn search_spans(
+        &self,
+        project: &ProjectId,
+        query: &SpanQuery,
+    ) -> Result<Page<StoredSpan>>;
 
     /// Traces with at least one span matching the query's filter, newest first.
     async fn search_traces(

@@ -76,7 +76,10 @@ fn dependencies_point_one_way() {
         let deps = dependencies(manifest);
         if name == "model" {
             for forbidden in ["tokio", "axum", "rusqlite", "reqwest", "tonic", "prost", "store"] {
-                assert!(!deps.contains(&forbidden.to_owned()), "model must not depend on {forbidden}");
+                assert!(
+                    !deps.contains(&forbidden.to_owned()),
+                    "model must not depend on {forbidden}"
+                );
             }
         }
         if !name.starts_with("store-") && name != "test-support" && name != "bench" {
@@ -84,7 +87,10 @@ fn dependencies_point_one_way() {
         }
         if ["store", "normalize", "otlp"].contains(&name.as_str()) {
             for forbidden in ["pipeline", "ingest", "gateway", "api", "app"] {
-                assert!(!deps.contains(&forbidden.to_owned()), "{name} must not depend on {forbidden}");
+                assert!(
+                    !deps.contains(&forbidden.to_owned()),
+                    "{name} must not depend on {forbidden}"
+                );
             }
         }
     }
