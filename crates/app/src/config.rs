@@ -179,6 +179,10 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> anyhow::Resul
         if !ENV_KEYS.contains(&path[0].as_str()) || path.iter().any(String::is_empty) {
             continue;
         }
+        // A section needs a key (`LOUPE_STORE__URL`); `LOUPE_STORE` alone is the `--store` flag.
+        if path.len() == 1 && path[0] != "data_dir" {
+            continue;
+        }
         let parsed = (path[0] != "data_dir")
             .then(|| toml::from_str::<toml::Table>(&format!("v = {value}")).ok())
             .flatten()

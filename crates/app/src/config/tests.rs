@@ -104,3 +104,25 @@ fn keys_in_the_file_require_keys_by_default() {
     assert_eq!(config.auth.keys[0].key_sha256, auth::hash_key("secret"));
     assert_eq!(config.auth.keys[1].key_sha256, auth::hash_key("foo"));
 }
+
+#[test]
+fn store_url_selects_clickhouse_with_a_spill_in_the_data_dir() {
+    let env = [
+        ("LOUPE_STORE", "clickhouse://ignored-here:8123/db"),
+        ("LOUPE_STORE__URL", "clickhouse://127.0.0.1:18123/traces"),
+        ("LOUPE_DATA_DIR", "/tmp/loupe-x"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let raw = load(None, &env).unwrap();
+    let config = Config::from_raw(raw).unwrap();
+    let clickhouse = config.clickhouse.expect("clickhouse selected by the URL");
+    assert_eq!(clickhouse.spill_dir, Some(PathBuf::from("/tmp/loupe-x/clickhouse-spill")));
+
+    let mut raw = load(None, &[]).unwrap();
+    raw.store.url = Some("postgres://x".to_owned());
+    let error = Config::from_raw(raw).unwrap_err();
+    assert!(format!("{error:#}").contains("not a store URL"), "{error:#}");
+
+    let raw = load(None, &[]).unwrap();
+    assert!(Config::from_raw(raw).unwrap().clickhouse.is_none(), "sqlite by default");
+}
