@@ -88,6 +88,9 @@ pub struct RawPipelineSection {
     /// Tail-sampling policies.
     #[serde(default)]
     pub sample: pipeline::sample::RawSampleConfig,
+    /// OTLP exporters forwarding processed spans to other backends (`[[pipeline.fanout]]`).
+    #[serde(default)]
+    pub fanout: Vec<pipeline::fanout::RawFanoutConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -138,6 +141,7 @@ pub struct Config {
     pub ingest: ingest::IngestConfig,
     pub queue: pipeline::PipelineConfig,
     pub processors: pipeline::processors::RawPipelineConfig,
+    pub fanout: Vec<pipeline::fanout::FanoutConfig>,
     pub sqlite: store_sqlite::SqliteConfig,
     /// Set when the store is ClickHouse; SQLite otherwise.
     pub clickhouse: Option<store_clickhouse::ClickHouseConfig>,
@@ -258,6 +262,13 @@ impl Config {
             fingerprint: raw.pipeline.fingerprint,
             sample: raw.pipeline.sample,
         };
+        let fanout = raw
+            .pipeline
+            .fanout
+            .iter()
+            .map(pipeline::fanout::FanoutConfig::from_raw)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| anyhow::anyhow!("pipeline.fanout: {error}"))?;
 
         let url = raw.store.url.as_deref().map(str::trim).filter(|url| !url.is_empty());
         let implied = match url {
@@ -323,6 +334,7 @@ impl Config {
             ingest: ingest::IngestConfig { max_body_bytes, max_inflight_bytes },
             queue,
             processors,
+            fanout,
             sqlite,
             clickhouse,
             auth: auth::AuthConfig { keys, require_key },

@@ -111,6 +111,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let store = open_store(&config).await?;
     let (pipeline, processors) = start_pipeline(&config, store.clone())?;
+    let pipeline = if config.fanout.is_empty() {
+        pipeline
+    } else {
+        let fanout = pipeline::fanout::Fanout::start(config.fanout.clone())
+            .context("starting the [[pipeline.fanout]] exporters")?;
+        pipeline.with_fanout(Arc::new(fanout))
+    };
     let auth = auth::Auth::new(auth_config, Some(store.clone()));
     // Tail sampling decides after the write, so acknowledged spans survive a crash while their
     // trace waits for its decision.

@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod console;
 mod durability;
+mod fanout;
 mod feedback;
 mod gateway;
 mod grpc;
