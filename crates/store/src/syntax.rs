@@ -12,7 +12,7 @@
 //! or      := and ("or" and)*
 //! and     := unary (["and"] unary)*        adjacent terms are and-ed
 //! unary   := "not" unary | primary
-//! primary := "(" or ")" | "has" FIELD | FIELD OP value | "text" OP value | word | "quoted"
+//! primary := "(" or ")" | "has" FIELD | "no" FIELD | FIELD OP value | "text" OP value | word | "quoted"
 //! OP      := = | == | != | < | <= | > | >= | ~ | !~
 //! ```
 
@@ -401,6 +401,11 @@ impl Parser {
                 if lower == "has" {
                     return self.has(&token);
                 }
+                // `no FIELD` (e.g. `no feedback`) is `not has FIELD`, when a field name follows
+                // and no operator comes after it; otherwise `no` is a word to search for.
+                if lower == "no" && self.no_field_follows() {
+                    return Ok(Expr::Not(Box::new(self.has(&token)?)));
+                }
                 if matches!(lower.as_str(), "and" | "or") {
                     return Err(format!(
                         "at column {}: expected a filter term before '{lower}'",
@@ -428,6 +433,17 @@ impl Parser {
                 }
             }
         }
+    }
+
+    /// Whether the next tokens are a field name not followed by an operator.
+    fn no_field_follows(&self) -> bool {
+        let field = match self.tokens.get(self.pos).map(|t| &t.kind) {
+            Some(TokenKind::Word(word)) => resolve_field(word),
+            _ => None,
+        };
+        let op_after =
+            matches!(self.tokens.get(self.pos + 1), Some(Token { kind: TokenKind::Op(_), .. }));
+        matches!(field, Some(Target::Field(..))) && !op_after
     }
 
     fn has(&mut self, has_token: &Token) -> Result<Expr, String> {
@@ -759,6 +775,20 @@ mod tests {
             Expr::Exists(field) => format!("(exists {field:?})"),
             Expr::Text(text) => format!("(text {text:?})"),
         }
+    }
+
+    #[test]
+    fn no_field_means_not_has() {
+        check("no feedback", expect![[r#"
+            (not (exists Feedback))
+            not has feedback"#]]);
+        check("type = llm and no correction", expect![[r#"
+            (and (SpanType Eq Str("llm")) (not (exists Correction)))
+            type = llm and not has correction"#]]);
+        // Without a field after it, or with an operator after the field, `no` is a word.
+        check("no refund", expect![[r#"
+            (and (text "no") (text "refund"))
+            text ~ "no" and text ~ "refund""#]]);
     }
 
     #[test]
