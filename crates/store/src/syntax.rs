@@ -779,16 +779,25 @@ mod tests {
 
     #[test]
     fn no_field_means_not_has() {
-        check("no feedback", expect![[r#"
+        check(
+            "no feedback",
+            expect![[r#"
             (not (exists Feedback))
-            not has feedback"#]]);
-        check("type = llm and no correction", expect![[r#"
+            not has feedback"#]],
+        );
+        check(
+            "type = llm and no correction",
+            expect![[r#"
             (and (SpanType Eq Str("llm")) (not (exists Correction)))
-            type = llm and not has correction"#]]);
+            type = llm and not has correction"#]],
+        );
         // Without a field after it, or with an operator after the field, `no` is a word.
-        check("no refund", expect![[r#"
+        check(
+            "no refund",
+            expect![[r#"
             (and (text "no") (text "refund"))
-            text ~ "no" and text ~ "refund""#]]);
+            text ~ "no" and text ~ "refund""#]],
+        );
     }
 
     #[test]
