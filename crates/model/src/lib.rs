@@ -11,6 +11,7 @@ mod ids;
 mod llm;
 mod project;
 mod span;
+pub mod time;
 
 pub use dataset::{
     Dataset, DatasetItem, DatasetVersion, ExpectedSource, ItemInput, ItemSource, Split,
