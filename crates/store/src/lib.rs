@@ -22,8 +22,8 @@ use model::{
 
 pub use query::{
     AggregateQuery, AggregateRow, ApiKeyRecord, CmpOp, Cursor, DatasetRef, Expr, FacetQuery,
-    Facets, Field, GroupBy, Metric, NewDatasetVersion, Page, SpanQuery, TimeRange, TraceQuery,
-    TraceSummary, Value, WriteStats,
+    Facets, Field, GroupBy, Metric, NewDatasetVersion, Page, RetentionTier, SpanQuery, TimeRange,
+    TraceQuery, TraceSummary, Value, WriteStats,
 };
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -303,6 +303,88 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()> {
         let _ = decisions;
         Err(unsupported("tail sampling"))
+    }
+
+    /// Saves several feedback entries atomically: all of them or, on error, none (a batch from
+    /// one API call). Same rules per entry as [`Store::put_feedback`].
+    async fn put_feedback_batch(&self, entries: &[Feedback]) -> Result<()> {
+        let _ = entries;
+        Err(unsupported("feedback batches"))
+    }
+
+    // Retention and erasure (see `pipeline::retention` and the `vault` crate).
+
+    /// The projects that have stored spans, for maintenance that runs per project.
+    async fn span_projects(&self) -> Result<Vec<ProjectId>> {
+        Err(unsupported("retention"))
+    }
+
+    /// Spans of `project` that started before `started_before_ns` and are stored at a retention
+    /// tier below `tier`, oldest first, at most `limit`: the next retention work.
+    async fn spans_below_tier(
+        &self,
+        project: &ProjectId,
+        tier: RetentionTier,
+        started_before_ns: UnixNanos,
+        limit: u32,
+    ) -> Result<Vec<StoredSpan>> {
+        let _ = (project, tier, started_before_ns, limit);
+        Err(unsupported("retention"))
+    }
+
+    /// Replaces stored spans (raw span and view, matched by project, trace id and span id) by
+    /// these reduced copies and records that they are now at `tier`; roll-ups, filter columns
+    /// and the full-text index follow, and nothing of the replaced content stays readable
+    /// through the store. Spans not stored are skipped. Returns how many were replaced.
+    async fn rewrite_spans(&self, spans: &[StoredSpan], tier: RetentionTier) -> Result<u64> {
+        let _ = (spans, tier);
+        Err(unsupported("retention"))
+    }
+
+    /// Deletes the traces of `project` whose every span started before `started_before_ns`
+    /// (whole traces, with roll-ups, search entries and sampling state), at most about `limit`
+    /// spans per call so a large backlog does not stall writers. Returns spans deleted; 0 when
+    /// nothing is left to delete.
+    async fn delete_traces_before(
+        &self,
+        project: &ProjectId,
+        started_before_ns: UnixNanos,
+        limit: u32,
+    ) -> Result<u64> {
+        let _ = (project, started_before_ns, limit);
+        Err(unsupported("retention"))
+    }
+
+    /// The traces of `project` with at least one span whose user id (`user` filter field) is one
+    /// of `users`, at most `limit`, in a stable order after `after` (a trace id). For erasure.
+    async fn user_traces(
+        &self,
+        project: &ProjectId,
+        users: &[String],
+        after: Option<TraceId>,
+        limit: u32,
+    ) -> Result<Vec<TraceId>> {
+        let _ = (project, users, after, limit);
+        Err(unsupported("erasure"))
+    }
+
+    /// Makes content that was deleted or replaced unrecoverable from the backend's files, as
+    /// far as the backend can (SQLite: pages are zeroed on delete and the write-ahead log is
+    /// checkpointed and truncated; ClickHouse: parts are merged). Called after erasure.
+    async fn purge_deleted(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// A small named value kept per project (e.g. a retention watermark), or `None`.
+    async fn get_state(&self, project: &ProjectId, key: &str) -> Result<Option<String>> {
+        let _ = (project, key);
+        Err(unsupported("state records"))
+    }
+
+    /// Saves a small named value per project, durably (inserts or replaces).
+    async fn put_state(&self, project: &ProjectId, key: &str, value: &str) -> Result<()> {
+        let _ = (project, key, value);
+        Err(unsupported("state records"))
     }
 
     /// The recorded decision on a trace, if any.

@@ -299,3 +299,49 @@ pub struct NewDatasetVersion {
     pub note: Option<String>,
     pub created_ns: UnixNanos,
 }
+
+/// How much of a span's record retention has left. Tiers only go up: a span is rewritten from
+/// `Full` to `Structure` to `Fingerprints`, then deleted with its trace.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RetentionTier {
+    /// Everything as ingested (after the pipeline).
+    #[default]
+    Full,
+    /// Message content removed (prompts, completions, tool arguments, document text); all
+    /// structure (attributes, events, timing, tokens, cost) and the content fingerprints kept.
+    Structure,
+    /// Only the span's skeleton (ids, name, kind, timing, status, service, the view's structural
+    /// fields) and the content fingerprints; other attributes, events and links removed.
+    Fingerprints,
+}
+
+impl RetentionTier {
+    /// The tier's number as backends store it (0, 1, 2).
+    pub fn as_u8(self) -> u8 {
+        match self {
+            RetentionTier::Full => 0,
+            RetentionTier::Structure => 1,
+            RetentionTier::Fingerprints => 2,
+        }
+    }
+
+    pub fn from_u8(n: u8) -> Option<RetentionTier> {
+        match n {
+            0 => Some(RetentionTier::Full),
+            1 => Some(RetentionTier::Structure),
+            2 => Some(RetentionTier::Fingerprints),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionTier::Full => "full",
+            RetentionTier::Structure => "structure",
+            RetentionTier::Fingerprints => "fingerprints",
+        }
+    }
+}
