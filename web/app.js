@@ -5,8 +5,10 @@ import { apiKey, setApiKey } from './api.js';
 import { capabilities } from './caps.js';
 import { h, notice, replace } from './dom.js';
 import * as dashboard from './dashboard.js';
-import * as resources from './resources.js';
+import * as datasets from './datasets.js';
+import * as evals from './evals.js';
 import * as sessions from './sessions.js';
+import * as settings from './settings.js';
 import * as trace from './trace.js';
 import * as traces from './traces.js';
 
@@ -19,7 +21,10 @@ const ROUTES = [
   [/^\/sessions\/?$/, sessions, () => ({})],
   [/^\/sessions\/(.+?)\/?$/, sessions, (m) => ({ sessionId: decodeURIComponent(m[1]) })],
   [/^\/dashboard\/?$/, dashboard, () => ({})],
-  [/^\/(datasets|evals)\/?$/, resources, (m) => ({ section: m[1] })],
+  [/^\/datasets\/?$/, datasets, () => ({})],
+  [/^\/datasets\/([^/]+?)(?:\/versions\/(\d+))?\/?$/, datasets, (m) => ({ name: decodeURIComponent(m[1]), version: m[2] ? Number(m[2]) : null })],
+  [/^\/evals\/?$/, evals, () => ({})],
+  [/^\/settings\/?$/, settings, () => ({})],
 ];
 
 let current = null;
@@ -136,7 +141,7 @@ document.addEventListener('keydown', (event) => {
   }
   if (pendingG) {
     pendingG = false;
-    const to = { t: '/traces', d: '/dashboard', s: '/sessions' }[event.key];
+    const to = { t: '/traces', d: '/dashboard', s: '/sessions', e: '/settings' }[event.key];
     if (to) {
       event.preventDefault();
       navigate(to);

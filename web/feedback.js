@@ -138,7 +138,8 @@ export function feedbackPanel(span, traceId, caps) {
     up.addEventListener('click', () => setRating('up'));
     down.addEventListener('click', () => setRating('down'));
 
-    const tags = h('input', { type: 'text', 'aria-label': 'Tags', placeholder: 'tags, comma separated', value: mine ? (mine.tags || []).join(', ') : '' });
+    const tags = h('input', { type: 'text', 'aria-label': 'Tags', placeholder: 'tags, comma separated', list: `tags-${span.id}`, autocomplete: 'off', value: mine ? (mine.tags || []).join(', ') : '' });
+    const tagList = tagSuggestions(tags, `tags-${span.id}`, scoreConfigs, traceId);
     const comment = h('textarea', { 'aria-label': 'Comment', rows: 2, placeholder: 'Comment' });
     comment.value = mine && mine.comment ? mine.comment : '';
     const correction = h('textarea', { class: 'correction-input', 'aria-label': 'Correction', rows: 6 });
@@ -179,6 +180,7 @@ export function feedbackPanel(span, traceId, caps) {
       },
       h('div', { class: 'rate-row' }, up, down, scoreConfigs.map((config) => scoreInput(config, mine && mine.scores ? mine.scores[config.name] : undefined))),
       tags,
+      tagList,
       comment,
       recorded || (mine && mine.correction)
         ? h('details', { class: 'correction', open: Boolean(mine && mine.correction) }, h('summary', { text: 'Correct the output' }), correction, diff)
@@ -192,7 +194,7 @@ export function feedbackPanel(span, traceId, caps) {
       h('h3', { text: `Feedback (${entries.length})` }),
       entries.length ? h('ol', { class: 'feedback-list' }, entries.map(entryView)) : null,
       form,
-      datasets.length ? h('p', { class: 'muted' }, 'In datasets: ', datasets.map((d, i) => [i ? ', ' : '', h('a', { href: `/api/v1/datasets/${encodeURIComponent(d.dataset)}`, text: `${d.dataset} v${d.version}` })])) : null,
+      datasets.length ? h('p', { class: 'muted' }, 'In datasets: ', datasets.map((d, i) => [i ? ', ' : '', h('a', { href: `/datasets/${encodeURIComponent(d.dataset)}/versions/${d.version}`, text: `${d.dataset} v${d.version}` })])) : null,
       h(
         'div',
         { class: 'form-actions' },
@@ -202,6 +204,34 @@ export function feedbackPanel(span, traceId, caps) {
     );
   }
   return panel;
+}
+
+/**
+ * Suggestions for the comma-separated tags box: the project's span tags (`/api/v1/facets`),
+ * the tags people gave anywhere in this trace, and the categories of the score configs. Each
+ * option keeps the tags already typed, so picking one completes the last tag instead of
+ * replacing them all.
+ */
+function tagSuggestions(input, id, scoreConfigs, traceId) {
+  const list = h('datalist', { id });
+  const known = new Set();
+  for (const config of scoreConfigs) if (config.type === 'categorical') (config.values || []).forEach((v) => known.add(v));
+  const refresh = () => {
+    const parts = input.value.split(',');
+    const last = parts.pop().trim().toLowerCase();
+    const typed = new Set(parts.map((p) => p.trim()).filter(Boolean));
+    const prefix = parts.length ? `${parts.map((p) => p.trim()).filter(Boolean).join(', ')}, ` : '';
+    const options = [...known].filter((tag) => !typed.has(tag) && tag.toLowerCase().startsWith(last)).slice(0, 30);
+    replace(list, options.map((tag) => h('option', { value: `${prefix}${tag}`, label: tag })));
+  };
+  const facets = get('facets', { limit: 200 }).then((data) => (data.tags || []).map((tag) => tag.value));
+  const given = traceId ? get(`traces/${traceId}/feedback`).then((data) => (data.feedback || []).flatMap((entry) => entry.tags || [])) : Promise.resolve([]);
+  Promise.allSettled([facets, given]).then((results) => {
+    for (const result of results) if (result.status === 'fulfilled') result.value.forEach((tag) => known.add(tag));
+    refresh();
+  });
+  input.addEventListener('input', refresh);
+  return list;
 }
 
 /** "Add to dataset": a dataset name (existing or new) and a button. */

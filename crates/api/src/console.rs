@@ -38,13 +38,15 @@ static ASSETS: &[Asset] = assets![
     "chart.js",
     "chat.js",
     "dashboard.js",
+    "datasets.js",
     "dom.js",
+    "evals.js",
     "favicon.svg",
     "feedback.js",
     "fmt.js",
     "query.js",
-    "resources.js",
     "sessions.js",
+    "settings.js",
     "style.css",
     "trace.js",
     "traces.js",
@@ -73,7 +75,7 @@ where
 {
     let mut res =
         Router::new().route("/", get(index)).route("/assets/{version}/{*path}", get(asset));
-    for page in ["traces", "sessions", "dashboard", "datasets", "evals"] {
+    for page in ["traces", "sessions", "dashboard", "datasets", "evals", "settings"] {
         res = res
             .route(&format!("/{page}"), get(index))
             .route(&format!("/{page}/{{*rest}}"), get(index));

@@ -6,7 +6,8 @@
 //!   `response_id` (`chatcmpl-…`, `msg_…`) or a `session_id`. A batch is checked as a whole
 //!   first: one bad entry rejects the request and nothing is written. Feedback on a span that
 //!   is not stored yet is accepted (`"status": "pending"`) and joins the span when it lands;
-//!   after [`GRACE_PERIOD_NS`] without its span it is reported as `orphaned`.
+//!   after the grace period ([`FeedbackConfig`], `[feedback] grace_period`) without its span
+//!   it is reported as `orphaned`.
 //!   Giving an `id` edits that entry; the previous content goes to its history.
 //! - `GET /api/v1/feedback/{id}`, `GET /api/v1/traces/{trace_id}/feedback` (the trace's and its
 //!   spans' feedback), `GET /api/v1/spans/{span_id}/feedback` (with the datasets the span is in),
@@ -28,8 +29,74 @@ use crate::params::now_ns;
 use crate::routes::Project;
 use crate::{ApiError, ApiState};
 
-/// How long feedback may wait for its span before it is reported as orphaned.
-pub const GRACE_PERIOD_NS: UnixNanos = 10 * 60 * 1_000_000_000;
+/// How long feedback may wait for its span before it is reported as orphaned, by default.
+pub const DEFAULT_GRACE_PERIOD_NS: UnixNanos = 10 * 60 * 1_000_000_000;
+
+/// `[feedback]` in `loupe.toml`, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeedbackConfig {
+    /// How long feedback on a span that is not stored yet waits for the span before it is
+    /// reported as `orphaned`: a duration with a unit (`30s`, `10m`, `1h`). Default `10m`.
+    pub grace_period: Option<RawDuration>,
+}
+
+/// A duration as written in the config: text with a unit, or a bare number (refused with a
+/// hint, since its unit would be a guess).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawDuration {
+    Text(String),
+    Number(f64),
+}
+
+/// Feedback settings of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedbackConfig {
+    /// How long feedback may wait for its span before it is reported as orphaned.
+    /// Invariant: at least one second.
+    pub grace_period_ns: UnixNanos,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> FeedbackConfig {
+        FeedbackConfig { grace_period_ns: DEFAULT_GRACE_PERIOD_NS }
+    }
+}
+
+impl FeedbackConfig {
+    /// Validates `[feedback]`; errors name the key and say what to write.
+    pub fn from_raw(raw: &RawFeedbackConfig) -> Result<FeedbackConfig, String> {
+        let hint = "use a duration with a unit, e.g. \"30s\", \"10m\" or \"1h\"";
+        let grace_period_ns = match &raw.grace_period {
+            None => DEFAULT_GRACE_PERIOD_NS,
+            Some(RawDuration::Number(n)) => {
+                return Err(format!("feedback.grace_period: {n} has no unit; {hint}"));
+            }
+            Some(RawDuration::Text(text)) => crate::time::parse_duration(text)
+                .map_err(|error| format!("feedback.grace_period: {error}; {hint}"))?,
+        };
+        if grace_period_ns < 1_000_000_000 {
+            return Err(format!("feedback.grace_period must be at least 1s; {hint}"));
+        }
+        Ok(FeedbackConfig { grace_period_ns })
+    }
+}
+
+/// A duration as short text: `10m`, `90s`, `1h`.
+fn format_duration(ns: UnixNanos) -> String {
+    if !ns.is_multiple_of(1_000_000_000) {
+        return format!("{}ms", ns / 1_000_000);
+    }
+    let secs = ns / 1_000_000_000;
+    if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
 
 /// Entries in one batch, at most.
 pub const MAX_BATCH: usize = 1000;
@@ -318,7 +385,7 @@ async fn with_status(
         FeedbackTarget::Span { span_id, trace_id } => {
             if span_is_stored(state, project, *span_id, *trace_id).await? {
                 FeedbackStatus::Attached
-            } else if now.saturating_sub(feedback.created_ns) > GRACE_PERIOD_NS {
+            } else if now.saturating_sub(feedback.created_ns) > state.feedback.grace_period_ns {
                 FeedbackStatus::Orphaned
             } else {
                 FeedbackStatus::Pending
@@ -328,12 +395,13 @@ async fn with_status(
     };
     let message = (status == FeedbackStatus::Orphaned).then(|| {
         format!(
-            "no span with id {} was recorded within {} minutes of this feedback; check the id",
+            "no span with id {} was recorded within {} of this feedback (the grace period); \
+             check the id",
             match &feedback.target {
                 FeedbackTarget::Span { span_id, .. } => span_id.to_hex(),
                 _ => String::new(),
             },
-            GRACE_PERIOD_NS / 60_000_000_000
+            format_duration(state.feedback.grace_period_ns)
         )
     });
     Ok(FeedbackOut { status, message, feedback })
@@ -352,9 +420,9 @@ async fn post_feedback(
         FeedbackBody::One(one) => vec![*one],
     };
     let prepared = prepare(&state, &project, inputs).await?;
-    for out in &prepared {
-        state.store.put_feedback(&out.feedback).await?;
-    }
+    // All or nothing: the store writes the batch in one transaction.
+    let entries: Vec<Feedback> = prepared.iter().map(|out| out.feedback.clone()).collect();
+    state.store.put_feedback_batch(&entries).await?;
     let any_pending = prepared.iter().any(|out| out.status != FeedbackStatus::Attached);
     let status = if any_pending { StatusCode::ACCEPTED } else { StatusCode::CREATED };
     Ok((status, Json(FeedbackList { feedback: prepared })))

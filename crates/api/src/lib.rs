@@ -12,10 +12,12 @@
 pub mod console;
 pub mod datasets;
 pub mod dto;
+pub mod erasure;
 mod error;
 pub mod feedback;
 mod params;
 mod routes;
+pub mod settings;
 pub mod time;
 pub mod tree;
 
@@ -31,6 +33,11 @@ pub use error::ApiError;
 pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub auth: auth::Auth,
+    /// The effective pipeline settings, without secrets, for `GET /api/v1/settings` (see
+    /// [`settings`]); `Null` when the server has none to show.
+    pub settings: Arc<serde_json::Value>,
+    /// Feedback settings (the grace period of feedback sent before its span).
+    pub feedback: feedback::FeedbackConfig,
 }
 
 /// The `/api/v1` routes.
@@ -38,6 +45,7 @@ pub fn router(state: ApiState) -> Router {
     routes::router()
         .merge(feedback::router())
         .merge(datasets::router())
+        .merge(settings::router())
         .with_state(state)
         .merge(console::router())
 }

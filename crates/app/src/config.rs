@@ -37,6 +37,24 @@ pub struct RawConfig {
     /// The recording gateway: routes to LLM providers (see `docs/gateway.md`).
     #[serde(default)]
     pub gateway: gateway::RawGatewayConfig,
+    /// Feedback on the record (see `docs/feedback.md`).
+    #[serde(default)]
+    pub feedback: api::feedback::RawFeedbackConfig,
+    /// Per-user erasure: sealing users' content with per-user keys (see `docs/erasure.md`).
+    #[serde(default)]
+    pub erasure: RawErasureConfig,
+    /// Tiered retention and retention-time downsampling (see `docs/pipeline.md`).
+    #[serde(default)]
+    pub retention: pipeline::retention::RawRetentionConfig,
+}
+
+/// `[erasure]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawErasureConfig {
+    /// Seal the content of spans that name a user with that user's own key (in `keys.db` in the
+    /// data dir), so erasing the user makes it unreadable everywhere. Default `true`.
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -147,6 +165,12 @@ pub struct Config {
     pub clickhouse: Option<store_clickhouse::ClickHouseConfig>,
     pub auth: auth::AuthConfig,
     pub gateway: gateway::GatewayConfig,
+    /// `[feedback]`: the grace period of feedback sent before its span.
+    pub feedback: api::feedback::FeedbackConfig,
+    /// Seal users' content with per-user keys (`[erasure] enabled`).
+    pub erasure_enabled: bool,
+    /// `[retention]`.
+    pub retention: pipeline::retention::RetentionConfig,
 }
 
 /// Reads the config file (when given or when `./loupe.toml` exists) and applies `LOUPE_*`
@@ -174,7 +198,18 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Raw
 
 /// Top-level keys that `LOUPE_*` variables may set; other `LOUPE_*` variables (`LOUPE_URL`,
 /// `LOUPE_API_KEY`, ...) belong to the command line.
-const ENV_KEYS: &[&str] = &["data_dir", "server", "ingest", "pipeline", "store", "auth", "gateway"];
+const ENV_KEYS: &[&str] = &[
+    "data_dir",
+    "server",
+    "ingest",
+    "pipeline",
+    "store",
+    "auth",
+    "gateway",
+    "erasure",
+    "feedback",
+    "retention",
+];
 
 fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> anyhow::Result<()> {
     for (name, value) in env {
@@ -339,6 +374,11 @@ impl Config {
             clickhouse,
             auth: auth::AuthConfig { keys, require_key },
             gateway,
+            feedback: api::feedback::FeedbackConfig::from_raw(&raw.feedback)
+                .map_err(anyhow::Error::msg)?,
+            erasure_enabled: raw.erasure.enabled.unwrap_or(true),
+            retention: pipeline::retention::RetentionConfig::from_raw(&raw.retention)
+                .map_err(|error| anyhow::anyhow!("{error}"))?,
         })
     }
 }

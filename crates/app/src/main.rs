@@ -1,13 +1,16 @@
 //! The `loupe` binary: the command line (clap), logging, and dispatch to the commands. `serve`
-//! runs the server; `traces`, `trace` query a running server over HTTP; `keys` and `reindex`
-//! work on the data dir directly.
+//! runs the server; `traces`, `trace` query a running server over HTTP; `keys`, `reindex` and
+//! `pricing` work on the data dir directly.
 
 mod client;
 mod config;
+mod erase;
 mod feedback;
 mod keys;
 mod metrics;
+mod pricing;
 mod reindex;
+mod retention;
 mod serve;
 
 use std::path::PathBuf;
@@ -85,6 +88,9 @@ The filter syntax is documented in docs/query.md.")]
     /// Rebuild every stored span's normalized view from its raw span, through the pipeline's
     /// normalization and processors. Safe to run while the server runs.
     Reindex(DataArgs),
+    /// Tiered retention and downsampling: `loupe retention run [--dry-run] [--project P]`.
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
     /// Rate, score, correct and tag recorded calls.
     #[command(subcommand)]
     Feedback(feedback::FeedbackCommand),
@@ -93,6 +99,13 @@ The filter syntax is documented in docs/query.md.")]
     Dataset(feedback::DatasetCommand),
     /// Write a trace's LLM calls as an eval suite, `trace-<first 8 hex>.eval.yaml`.
     ExportTrace(feedback::ExportTraceArgs),
+    /// The price table, models without a price, and re-pricing stored spans.
+    #[command(subcommand)]
+    Pricing(pricing::PricingCommand),
+    /// Erase every recorded content of one user on a running server (their data keys are
+    /// destroyed), or show the audit log of erasures.
+    #[command(after_help = erase::AFTER_HELP)]
+    Erase(erase::EraseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -221,9 +234,12 @@ fn main() -> ExitCode {
             Command::Trace(args) => client::trace(args).await,
             Command::Keys(command) => keys::run(command).await,
             Command::Reindex(args) => reindex::run(args).await,
+            Command::Retention(command) => retention::run(command).await,
             Command::Feedback(command) => feedback::feedback(command).await,
             Command::Dataset(command) => feedback::dataset(command).await,
             Command::ExportTrace(args) => feedback::export_trace(args).await,
+            Command::Pricing(command) => pricing::run(command).await,
+            Command::Erase(args) => erase::run(args).await,
         }
     });
     match res {

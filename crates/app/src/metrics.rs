@@ -1,6 +1,8 @@
 //! `/metrics` in the Prometheus text format: the receivers' counters (from `ingest`), the write
 //! queue and store counters (read from the pipeline at scrape time), the processors' counters,
-//! and the latency of every HTTP request by route.
+//! the tail sampler's decisions per policy, the fan-out exporters' counters and buffer depth,
+//! and the latency of every HTTP request by route. Also `GET /api/v1/sampling`, the sampler's
+//! counts as JSON.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,6 +37,7 @@ pub(crate) struct Metrics {
     registry: Arc<Registry>,
     pub(crate) ingest: Arc<ingest::IngestMetrics>,
     http: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    sampler: Option<Arc<pipeline::sample::Sampler>>,
 }
 
 impl Metrics {
@@ -43,6 +46,9 @@ impl Metrics {
         processors: Arc<pipeline::processors::Processors>,
         backend: &'static str,
         gateway: &gateway::GatewayMetrics,
+        sampler: Option<Arc<pipeline::sample::Sampler>>,
+        fanout: Option<Arc<pipeline::fanout::Fanout>>,
+        retention: Option<Arc<pipeline::retention::Retention>>,
     ) -> Metrics {
         let mut registry = Registry::default();
         let ingest = Arc::new(ingest::IngestMetrics::default());
@@ -55,8 +61,23 @@ impl Metrics {
             "HTTP request latency by route and status",
             http.clone(),
         );
-        registry.register_collector(Box::new(PipelineCollector { pipeline, processors, backend }));
-        Metrics { registry: Arc::new(registry), ingest, http }
+        registry.register_collector(Box::new(PipelineCollector {
+            pipeline,
+            processors,
+            backend,
+            sampler: sampler.clone(),
+            fanout,
+            retention,
+        }));
+        Metrics { registry: Arc::new(registry), ingest, http, sampler }
+    }
+
+    /// `GET /api/v1/sampling`: the tail sampler's counts since the process started, for every
+    /// project together; any valid API key may read them (none when keys are not required).
+    pub(crate) fn sampling_router(&self, auth: auth::Auth) -> Router {
+        Router::new()
+            .route("/api/v1/sampling", get(sampling))
+            .with_state((self.sampler.clone(), auth))
     }
 
     pub(crate) fn router(&self) -> Router {
@@ -78,6 +99,37 @@ async fn scrape(State(metrics): State<Metrics>) -> Response {
         text,
     )
         .into_response()
+}
+
+async fn sampling(
+    State((sampler, auth)): State<(Option<Arc<pipeline::sample::Sampler>>, auth::Auth)>,
+    headers: http::HeaderMap,
+) -> Response {
+    if let Err(error) = auth.resolve_headers(&headers).await {
+        let status = http::StatusCode::from_u16(error.code().http_status())
+            .unwrap_or(http::StatusCode::UNAUTHORIZED);
+        let body = serde_json::json!({ "error": { "message": error.to_string() } });
+        return (status, axum::Json(body)).into_response();
+    }
+    let Some(sampler) = sampler else {
+        return axum::Json(serde_json::json!({ "enabled": false })).into_response();
+    };
+    let stats = sampler.stats();
+    let policies: Vec<serde_json::Value> = stats
+        .policies
+        .iter()
+        .map(|p| serde_json::json!({ "name": p.name, "kept": p.kept, "dropped": p.dropped }))
+        .collect();
+    axum::Json(serde_json::json!({
+        "enabled": true,
+        "traces_kept": stats.traces_kept,
+        "traces_dropped": stats.traces_dropped,
+        "spans_deleted": stats.spans_deleted,
+        "passes": stats.passes,
+        "errors": stats.errors,
+        "policies": policies,
+    }))
+    .into_response()
 }
 
 /// Middleware: request latency by matched route (not raw path, to keep labels few).
@@ -110,7 +162,16 @@ struct PipelineCollector {
     pipeline: pipeline::Pipeline,
     processors: Arc<pipeline::processors::Processors>,
     backend: &'static str,
+    /// The tail sampler, when `[pipeline.sample]` is enabled.
+    sampler: Option<Arc<pipeline::sample::Sampler>>,
+    /// The `[[pipeline.fanout]]` exporters, when any are configured.
+    fanout: Option<Arc<pipeline::fanout::Fanout>>,
+    /// The background retention runner, when `[retention]` is enabled.
+    retention: Option<Arc<pipeline::retention::Retention>>,
 }
+
+/// Processor series that are levels (they go up and down), not counters.
+const GAUGES: &[&str] = &["loupe_processor_fanout_buffered_spans"];
 
 impl std::fmt::Debug for PipelineCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -154,12 +215,27 @@ impl Collector for PipelineCollector {
         // One family per counter name; a counter with labels (e.g. redactions by kind) has
         // several series under one name.
         let mut families: std::collections::BTreeMap<String, Vec<Series>> = Default::default();
-        for counter in self.processors.counters() {
+        let sampled = self.sampler.iter().flat_map(|sampler| sampler.stats().counters());
+        let forwarded = self.fanout.iter().flat_map(|fanout| fanout.counters());
+        for counter in self.processors.counters().into_iter().chain(sampled).chain(forwarded) {
             let name = format!("loupe_processor_{}_{}", counter.processor, counter.name);
             let labels = counter.labels.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
             families.entry(name).or_default().push((labels, counter.value));
         }
         for (name, series) in families {
+            if GAUGES.contains(&name.as_str()) {
+                let mut descriptor = encoder.encode_descriptor(
+                    &name,
+                    "A pipeline processor level",
+                    None,
+                    prometheus_client::metrics::MetricType::Gauge,
+                )?;
+                for (labels, value) in series {
+                    let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+                    gauge.encode(descriptor.encode_family(&labels)?)?;
+                }
+                continue;
+            }
             let mut descriptor = encoder.encode_descriptor(
                 &name,
                 "A pipeline processor counter",
@@ -168,6 +244,48 @@ impl Collector for PipelineCollector {
             )?;
             for (labels, value) in series {
                 ConstCounter::new(value).encode(descriptor.encode_family(&labels)?)?;
+            }
+        }
+        if let Some(retention) = &self.retention {
+            let r = retention.stats();
+            let counters = [
+                ("loupe_retention_passes", "Retention passes completed", r.passes),
+                ("loupe_retention_pass_errors", "Retention passes that failed", r.pass_errors),
+                (
+                    "loupe_retention_spans_to_structure",
+                    "Spans whose content retention removed (structure tier)",
+                    r.spans_to_structure,
+                ),
+                (
+                    "loupe_retention_spans_to_fingerprints",
+                    "Spans retention reduced to skeleton and fingerprints",
+                    r.spans_to_fingerprints,
+                ),
+                (
+                    "loupe_retention_spans_deleted",
+                    "Spans retention deleted with traces past delete_after",
+                    r.spans_deleted,
+                ),
+                (
+                    "loupe_retention_traces_decided",
+                    "Traces decided by retention-time downsampling",
+                    r.traces_decided,
+                ),
+                (
+                    "loupe_retention_traces_downsampled",
+                    "Traces deleted by retention-time downsampling",
+                    r.traces_downsampled,
+                ),
+                (
+                    "loupe_retention_spans_downsampled",
+                    "Spans deleted by retention-time downsampling",
+                    r.spans_downsampled,
+                ),
+            ];
+            for (name, help, value) in counters {
+                let counter = ConstCounter::new(value);
+                let kind = counter.metric_type();
+                counter.encode(encoder.encode_descriptor(name, help, None, kind)?)?;
             }
         }
         Ok(())

@@ -15,8 +15,31 @@ use crate::ServeArgs;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
-/// Opens the configured store (blocking work, run on the blocking pool).
+/// Opens the configured store behind the sealing wrapper (see `docs/erasure.md`): every command
+/// that reads or writes spans goes through it, so users' content is sealed on write, unsealed
+/// on read, and erased content stays unreadable.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = open_sealing_store(config).await?;
+    Ok(store)
+}
+
+/// The store behind the sealing wrapper, with `keys.db` opened in the data dir.
+pub(crate) async fn open_sealing_store(
+    config: &Config,
+) -> anyhow::Result<Arc<vault::SealingStore>> {
+    let backend = open_backend(config).await?;
+    let data_dir = config.data_dir.clone();
+    let key_vault = tokio::task::spawn_blocking(move || vault::Vault::open(&data_dir))
+        .await
+        .context("opening the key vault")?
+        .context("opening the key vault (keys.db in the data dir)")?;
+    let sealing = vault::SealingStore::new(backend, Arc::new(key_vault))
+        .with_sealed_writes(config.erasure_enabled);
+    Ok(Arc::new(sealing))
+}
+
+/// Opens the configured backend (blocking work, run on the blocking pool).
+async fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(clickhouse) = &config.clickhouse {
         let store = match store_clickhouse::ClickHouseStore::open(clickhouse.clone()).await {
             Ok(store) => store,
@@ -109,27 +132,43 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
-    let store = open_store(&config).await?;
+    let sealing = open_sealing_store(&config).await?;
+    let store: Arc<dyn Store> = sealing.clone();
     let (pipeline, processors) = start_pipeline(&config, store.clone())?;
-    let pipeline = if config.fanout.is_empty() {
-        pipeline
+    let eraser = Arc::new(vault::Eraser::new(sealing, processors.redact.clone()));
+    let fanout = if config.fanout.is_empty() {
+        None
     } else {
         let fanout = pipeline::fanout::Fanout::start(config.fanout.clone())
             .context("starting the [[pipeline.fanout]] exporters")?;
-        pipeline.with_fanout(Arc::new(fanout))
+        Some(Arc::new(fanout))
+    };
+    let pipeline = match &fanout {
+        None => pipeline,
+        Some(fanout) => pipeline.with_fanout(fanout.clone()),
     };
     let auth = auth::Auth::new(auth_config, Some(store.clone()));
     // Tail sampling decides after the write, so acknowledged spans survive a crash while their
     // trace waits for its decision.
-    let sampler = processors
-        .sample
-        .enabled
-        .then(|| pipeline::sample::Sampler::start(processors.sample.clone(), store.clone()));
+    let sampler = processors.sample.enabled.then(|| {
+        Arc::new(pipeline::sample::Sampler::start(processors.sample.clone(), store.clone()))
+    });
+    // Tiered retention and downsampling run in the background, a bounded batch at a time.
+    let retention = config.retention.enabled.then(|| {
+        let retention = Arc::new(pipeline::retention::Retention::new(
+            config.retention.clone(),
+            store.clone(),
+            Arc::new(pipeline::retention::SystemClock),
+        ));
+        retention.start();
+        retention
+    });
 
     // The recording gateway records through the pipeline; spans waiting for a slow or failed
     // store spill into the data dir.
     let gateway = gateway::Gateway::new(
         config.gateway.clone(),
+        auth.clone(),
         pipeline.clone(),
         config.data_dir.join("gateway-spill"),
     )
@@ -140,6 +179,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         processors.clone(),
         store.backend_name(),
         &gateway.metrics(),
+        sampler.clone(),
+        fanout,
+        retention.clone(),
     );
     let ingest_state = ingest::IngestState::new(
         pipeline.clone(),
@@ -147,13 +189,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.ingest.clone(),
         metrics.ingest.clone(),
     );
-    let api_state = api::ApiState { store: store.clone(), auth: auth.clone() };
+    let api_state = api::ApiState {
+        store: store.clone(),
+        auth: auth.clone(),
+        settings: Arc::new(settings_view(&config, &processors)),
+        feedback: config.feedback,
+    };
 
     let app: Router = Router::new()
         .merge(ingest::otlp_http::router(ingest_state.clone()))
+        .merge(api::erasure::router(api_state.clone(), eraser))
         .merge(api::router(api_state))
         .merge(gateway.router())
         .merge(metrics.router())
+        .merge(metrics.sampling_router(auth.clone()))
         .layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::metrics::track));
 
     let http_listener = TcpListener::bind(config.http_addr)
@@ -226,12 +275,91 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(sampler) = &sampler {
         sampler.shutdown().await;
     }
+    if let Some(retention) = &retention {
+        retention.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
 fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")
+}
+
+/// The effective pipeline settings for `GET /api/v1/settings`, without secrets: no redaction
+/// or hash keys, no regex text, exact-value lists as counts. Per-project entries go under each
+/// section's `projects`, which the API narrows to the caller's project.
+fn settings_view(
+    config: &Config,
+    processors: &pipeline::processors::Processors,
+) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let raw = &config.processors;
+    let prices: Vec<Value> = processors
+        .price
+        .as_ref()
+        .map(|price| price.table().entries())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            json!({
+                "provider": p.provider, "pattern": p.pattern, "effective_day": p.effective_day,
+                "input": p.input.normalize().to_string(), "output": p.output.normalize().to_string(),
+                "cached_input": p.cached_input.normalize().to_string(),
+                "cache_write": p.cache_write.normalize().to_string(),
+                "reasoning": p.reasoning.normalize().to_string(), "from_config": p.from_config,
+            })
+        })
+        .collect();
+    let content = pipeline::content::ContentConfig::from_raw(&raw.content).unwrap_or_default();
+    let policy = |project: &str, service: &str| {
+        let p = content.policy(project, service);
+        json!({
+            "record": p.record, "sample_percent": f64::from(p.sample_basis_points) / 100.0,
+            "max_field_bytes": p.max_field_bytes,
+        })
+    };
+    let scope = |project: &str, services: &mut dyn Iterator<Item = &String>| {
+        let services: serde_json::Map<String, Value> =
+            services.map(|name| (name.clone(), policy(project, name))).collect();
+        json!({ "policy": policy(project, ""), "services": services })
+    };
+    let mut content_view = scope("", &mut raw.content.services.keys());
+    let content_projects: serde_json::Map<String, Value> = raw
+        .content
+        .projects
+        .iter()
+        .map(|(id, p)| {
+            (id.clone(), scope(id, &mut raw.content.services.keys().chain(p.services.keys())))
+        })
+        .collect();
+    content_view["projects"] = Value::Object(content_projects);
+    let redact = &raw.redact;
+    let redact_view = json!({
+        "enabled": processors.redact.is_some(),
+        "detectors": redact.detectors.clone().map_or(json!("all"), |d| json!(d)),
+        "patterns": redact.patterns.iter().map(|p| &p.kind).collect::<Vec<_>>(),
+        "values": redact.values.iter().map(|v| json!({"kind": v.kind, "n_values": v.values.len(), "ignore_case": v.ignore_case})).collect::<Vec<_>>(),
+        "allow_keys": redact.allow_keys,
+        "default_allow_keys": pipeline::redact::DEFAULT_ALLOW_KEYS,
+        "hash_keys": redact.hash_keys,
+        "default_hash_keys": pipeline::redact::DEFAULT_HASH_KEYS,
+        "hash_chars": redact.hash_chars.unwrap_or(12),
+    });
+    let sample = &processors.sample;
+    let sample_view = json!({
+        "enabled": sample.enabled,
+        "decision_wait_secs": sample.decision_wait_secs,
+        "num_traces": sample.num_traces,
+        "policies": raw.sample.policies.iter().map(|p| json!({"name": p.name, "rule": format!("{:?}", p.kind)})).collect::<Vec<_>>(),
+    });
+    json!({
+        "price": { "enabled": processors.price.is_some(), "models": prices },
+        "content": content_view,
+        "redact": redact_view,
+        "fingerprint": { "enabled": processors.fingerprint.is_some() },
+        "sample": sample_view,
+    })
 }
 
 async fn wait_for(mut stop: watch::Receiver<bool>) {

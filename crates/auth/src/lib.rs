@@ -21,6 +21,10 @@ use store::{ApiKeyRecord, Store};
 /// The header Loupe's own clients use; `Authorization: Bearer` works everywhere too.
 pub const API_KEY_HEADER: &str = "x-loupe-api-key";
 
+/// How every generated key starts, so a key can be told apart from a provider's (the gateway
+/// relies on this to find a Loupe key in `Authorization` or `x-api-key`).
+pub const KEY_PREFIX: &str = "lp_";
+
 /// How long a key found in the store is trusted before it is looked up again (so a revoked key
 /// stops working within this time).
 const STORE_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -197,7 +201,7 @@ pub fn hash_key(key: &str) -> String {
 pub fn generate_key() -> Result<String, Error> {
     let mut bytes = [0u8; 20];
     getrandom::fill(&mut bytes).map_err(|error| Error::Random(error.to_string()))?;
-    Ok(format!("lp_{}", hex::encode(bytes)))
+    Ok(format!("{KEY_PREFIX}{}", hex::encode(bytes)))
 }
 
 /// A new key for `project` and the record to store for it. The key itself is returned once and

@@ -58,6 +58,24 @@ pub enum Error {
     Timeout(String),
     #[error("cannot start the gateway")]
     Start(#[source] std::io::Error),
+    #[error("{0}")]
+    Auth(#[from] auth::Error),
+    #[error(
+        "a Loupe api key is required: send it in `x-loupe-api-key` (the provider key stays in \
+         `Authorization` / `x-api-key`), or as the client's api key on a route with a provider \
+         key of its own"
+    )]
+    MissingLoupeKey,
+    #[error(
+        "the api key belongs to project {key_project:?} but x-loupe-project names {requested:?}; \
+         use a key of project {requested:?} or drop the x-loupe-project header"
+    )]
+    WrongProject { key_project: String, requested: String },
+    #[error(
+        "route {route:?} has no provider key of its own, so the provider key must be sent in \
+         `{header}`; send the Loupe key (lp_...) in `x-loupe-api-key` instead"
+    )]
+    LoupeKeyInProviderHeader { route: String, header: &'static str },
 }
 
 impl Error {
@@ -69,6 +87,19 @@ impl Error {
             | Error::InvalidRequest(_) => ErrorCode::BadRequest,
             Error::Upstream(_) | Error::Timeout(_) => ErrorCode::Unavailable,
             Error::Start(_) => ErrorCode::Internal,
+            Error::Auth(error) => error.code(),
+            Error::WrongProject { .. }
+            | Error::LoupeKeyInProviderHeader { .. }
+            | Error::MissingLoupeKey => ErrorCode::Unauthorized,
+        }
+    }
+
+    /// The HTTP status the client receives: the code's status, except 403 for a key used for
+    /// another project (`ErrorCode` has no code of its own for "forbidden").
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::WrongProject { .. } => 403,
+            _ => self.code().http_status(),
         }
     }
 
@@ -82,6 +113,12 @@ impl Error {
             Error::Upstream(_) => "upstream_error",
             Error::Timeout(_) => "timeout_error",
             Error::Start(_) => "api_error",
+            Error::Auth(error) if error.code() == ErrorCode::Unauthorized => "authentication_error",
+            Error::Auth(_) => "api_error",
+            Error::WrongProject { .. } => "permission_error",
+            Error::LoupeKeyInProviderHeader { .. } | Error::MissingLoupeKey => {
+                "authentication_error"
+            }
         }
     }
 }
@@ -93,20 +130,23 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts the recorder (a tokio task and a spill thread) on the current runtime. Spans are
-    /// submitted to `recorder_sink`; `spill_dir` holds spans waiting for a slow or failed store
-    /// (replayed at start and whenever the pipeline accepts them again).
+    /// Starts the recorder (a recording thread and a spill thread). Spans are submitted to
+    /// `recorder_sink`; `spill_dir` holds spans waiting for a slow or failed store (replayed at
+    /// start and whenever the pipeline accepts them again). `auth` resolves each call's project
+    /// from the caller's Loupe key (see `docs/gateway.md`, "Projects and Loupe keys").
     pub fn new(
         config: GatewayConfig,
+        auth: auth::Auth,
         recorder_sink: pipeline::Pipeline,
         spill_dir: PathBuf,
     ) -> Result<Gateway, Error> {
-        Gateway::with_sink(config, Arc::new(recorder_sink), spill_dir)
+        Gateway::with_sink(config, auth, Arc::new(recorder_sink), spill_dir)
     }
 
     /// Like [`Gateway::new`], recording into any sink (tests capture spans this way).
     pub fn with_sink(
         config: GatewayConfig,
+        auth: auth::Auth,
         sink: Arc<dyn RecordSink>,
         spill_dir: PathBuf,
     ) -> Result<Gateway, Error> {
@@ -121,7 +161,12 @@ impl Gateway {
         let recorder =
             recorder::Recorder::start(&config.recording, sink, spill_dir, metrics.clone())
                 .map_err(Error::Start)?;
-        Ok(Gateway { inner: Arc::new(Inner { config, client, recorder, metrics }) })
+        let routes = config
+            .routes
+            .iter()
+            .map(|(name, route)| (name.clone(), Arc::new(route.clone())))
+            .collect();
+        Ok(Gateway { inner: Arc::new(Inner { config, routes, auth, client, recorder, metrics }) })
     }
 
     /// The gateway endpoints, to merge into the server's router. Empty when disabled.

@@ -2,6 +2,7 @@
 //! hand the response back to the client unchanged (streams chunk by chunk as they arrive), and
 //! describe the call as a span for the recorder.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,6 +26,9 @@ use crate::{Error, anthropic, openai};
 
 pub(crate) struct Inner {
     pub config: GatewayConfig,
+    /// `config.routes`, shared, so a call names its route without copying it.
+    pub routes: BTreeMap<String, Arc<RouteConfig>>,
+    pub auth: auth::Auth,
     pub client: reqwest::Client,
     pub recorder: Recorder,
     pub metrics: GatewayMetrics,
@@ -140,8 +144,7 @@ pub(crate) fn error_response(
     error: &Error,
     ids: Option<(&TraceContext, SpanId)>,
 ) -> Response {
-    let status =
-        StatusCode::from_u16(error.code().http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
     let error_type = error.error_type();
     let message = error.to_string();
     let body = match kind {
@@ -220,9 +223,6 @@ struct Call {
     project: ProjectId,
     started: Instant,
     start_ns: u64,
-    /// The request body as sent upstream; read for the recording only when the call ends, so
-    /// the conversion costs the caller no latency.
-    request_body: Value,
     /// Attributes known only at the end (stream outcome, time to first chunk).
     extra: Vec<KeyValue>,
     /// When the call ended for the client, if recorded later: (unix nanos, since start).
@@ -230,6 +230,8 @@ struct Call {
     meta: CallerMetadata,
     /// The final route's name, provider, host and port.
     route: Arc<RouteConfig>,
+    /// The request body as sent upstream (to the final route). Parsed for the recording only
+    /// on the recording thread, so reading it costs the caller no latency.
     upstream_body: Bytes,
     attempts: Vec<Attempt>,
     status: Option<u16>,
@@ -252,7 +254,6 @@ impl Drop for Call {
             project: self.project.clone(),
             started: self.started,
             start_ns: self.start_ns,
-            request_body: std::mem::take(&mut self.request_body),
             extra: std::mem::take(&mut self.extra),
             ended: self.ended,
             meta: std::mem::take(&mut self.meta),
@@ -269,7 +270,7 @@ impl Drop for Call {
             )),
             ..ResponseInfo::default()
         };
-        record(call, &info, Outcome::ClientDisconnected, None, None, Vec::new());
+        finish(call, Reply::Info(info), Outcome::ClientDisconnected, None, Vec::new());
     }
 }
 
@@ -306,6 +307,94 @@ fn is_retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
+/// The few request fields the request path needs; the rest of the body is skipped unparsed
+/// (the recording thread reads it in full later).
+#[derive(serde::Deserialize)]
+struct RequestHead {
+    model: Option<Value>,
+    stream: Option<Value>,
+    stream_options: Option<Value>,
+}
+
+/// Where the caller's Loupe key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeySource {
+    /// `x-loupe-api-key`.
+    LoupeHeader,
+    /// `Authorization: Bearer lp_...` or `x-api-key: lp_...`, the provider's headers.
+    ProviderHeader(&'static str),
+}
+
+/// Whether a request header carries a Loupe key (`lp_...`) in a provider's credential header:
+/// such a header is the caller's Loupe key and is never forwarded upstream.
+fn carries_loupe_key(name: &HeaderName, value: &HeaderValue) -> bool {
+    let token = if name == http::header::AUTHORIZATION {
+        value.to_str().ok().and_then(|v| auth::parse_authorization(v).ok())
+    } else if name == "x-api-key" {
+        value.to_str().ok().map(str::trim)
+    } else {
+        None
+    };
+    token.is_some_and(|t| t.starts_with(auth::KEY_PREFIX))
+}
+
+/// The caller's Loupe key: `x-loupe-api-key`, else an `lp_` key in `Authorization` (bearer) or
+/// `x-api-key`.
+fn loupe_key(headers: &HeaderMap) -> Result<Option<(&str, KeySource)>, Error> {
+    if let Some(value) = headers.get(auth::API_KEY_HEADER) {
+        let key = value
+            .to_str()
+            .map_err(|_| Error::Auth(auth::Error::MalformedHeader("not ascii")))?
+            .trim();
+        return Ok(Some((key, KeySource::LoupeHeader)));
+    }
+    for name in [http::header::AUTHORIZATION.as_str(), "x-api-key"] {
+        if let Some(value) = headers.get(name)
+            && carries_loupe_key(&HeaderName::from_static(name), value)
+        {
+            let value = value.to_str().unwrap_or_default();
+            let key = if name == "x-api-key" {
+                value.trim()
+            } else {
+                // `carries_loupe_key` parsed it already, so this cannot fail.
+                auth::parse_authorization(value).unwrap_or_default()
+            };
+            return Ok(Some((key, KeySource::ProviderHeader(name))));
+        }
+    }
+    Ok(None)
+}
+
+/// The call's project: the Loupe key's project (which `x-loupe-project` may only repeat), else
+/// `x-loupe-project` or the default project when the server takes calls without keys.
+async fn project(
+    inner: &Inner,
+    headers: &HeaderMap,
+    route: &RouteConfig,
+    meta: &CallerMetadata,
+) -> Result<ProjectId, Error> {
+    let Some((key, source)) = loupe_key(headers)? else {
+        let project = match inner.auth.resolve(None).await {
+            Err(auth::Error::MissingKey) => return Err(Error::MissingLoupeKey),
+            res => res?,
+        };
+        return Ok(meta.project.clone().unwrap_or(project));
+    };
+    if let KeySource::ProviderHeader(header) = source
+        && route.api_key.is_none()
+    {
+        return Err(Error::LoupeKeyInProviderHeader { route: route.name.clone(), header });
+    }
+    let key_project = inner.auth.resolve(Some(key)).await?;
+    match &meta.project {
+        Some(requested) if *requested != key_project => Err(Error::WrongProject {
+            key_project: key_project.as_str().to_owned(),
+            requested: requested.as_str().to_owned(),
+        }),
+        _ => Ok(key_project),
+    }
+}
+
 /// Handles one LLM call end to end.
 pub(crate) async fn handle(
     inner: Arc<Inner>,
@@ -318,19 +407,23 @@ pub(crate) async fn handle(
     let trace = TraceContext::from_headers(&headers);
     let span_id = new_span_id();
     let kind = endpoint.kind();
-    let mut body_json: Value = match serde_json::from_slice(&body) {
-        Ok(value @ Value::Object(_)) => value,
+    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let head: RequestHead = match serde_json::from_slice(&body) {
+        Ok(head) if is_object => head,
         Ok(_) => {
             let error = Error::InvalidRequest("request body must be a JSON object".to_owned());
             return error_response(kind, &error, Some((&trace, span_id)));
         }
-        Err(e) => {
+        Err(e) if is_object || e.is_syntax() || e.is_eof() => {
             let error = Error::InvalidRequest(format!("request body is not valid JSON: {e}"));
             return error_response(kind, &error, Some((&trace, span_id)));
         }
+        Err(_) => {
+            let error = Error::InvalidRequest("request body must be a JSON object".to_owned());
+            return error_response(kind, &error, Some((&trace, span_id)));
+        }
     };
-    let Some(requested_model) = body_json.get("model").and_then(Value::as_str).map(str::to_owned)
-    else {
+    let Some(Value::String(requested_model)) = head.model else {
         let error = Error::InvalidRequest("request body has no \"model\"".to_owned());
         return error_response(kind, &error, Some((&trace, span_id)));
     };
@@ -338,42 +431,53 @@ pub(crate) async fn handle(
         Ok(it) => it,
         Err(error) => return error_response(kind, &error, Some((&trace, span_id))),
     };
-    let mut meta = CallerMetadata::from_headers(&headers);
-    if kind == RouteKind::OpenAi {
-        meta.merge_body(&body_json);
-    }
-    let project = meta.project.clone().unwrap_or_else(ProjectId::default_project);
-    // The client's bytes go upstream unchanged unless the model or stream options change.
-    let mut body_changed = upstream_model != requested_model;
-    body_json["model"] = Value::String(upstream_model.clone());
-    let stream = body_json.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let meta = CallerMetadata::from_headers(&headers);
+    let project = match project(&inner, &headers, route, &meta).await {
+        Ok(project) => project,
+        Err(error) => return error_response(kind, &error, Some((&trace, span_id))),
+    };
+    let stream = head.stream.as_ref().and_then(Value::as_bool).unwrap_or(false);
     // Ask for usage the client did not ask for, and remove it from what the client receives.
     let strip_usage = endpoint == Endpoint::ChatCompletions
         && stream
-        && body_json
-            .get("stream_options")
+        && head
+            .stream_options
+            .as_ref()
             .and_then(|o| o.get("include_usage"))
             .and_then(Value::as_bool)
             != Some(true);
-    if strip_usage {
-        body_changed = true;
-        match body_json.get_mut("stream_options") {
-            Some(Value::Object(options)) => {
-                options.insert("include_usage".to_owned(), Value::Bool(true));
+    // The client's bytes go upstream unchanged unless the model or stream options change; only
+    // then is the whole body parsed on the request path.
+    let upstream_body = if upstream_model != requested_model || strip_usage {
+        let mut body_json: Value = match serde_json::from_slice(&body) {
+            Ok(value) => value,
+            Err(e) => {
+                let error = Error::InvalidRequest(format!("request body is not valid JSON: {e}"));
+                return error_response(kind, &error, Some((&trace, span_id)));
             }
-            _ => {
-                body_json["stream_options"] = serde_json::json!({"include_usage": true});
+        };
+        body_json["model"] = Value::String(upstream_model);
+        if strip_usage {
+            match body_json.get_mut("stream_options") {
+                Some(Value::Object(options)) => {
+                    options.insert("include_usage".to_owned(), Value::Bool(true));
+                }
+                _ => {
+                    body_json["stream_options"] = serde_json::json!({"include_usage": true});
+                }
             }
         }
-    }
-    let upstream_body = if body_changed { Bytes::from(body_json.to_string()) } else { body };
+        Bytes::from(body_json.to_string())
+    } else {
+        body
+    };
 
     // The plan: the route with its retries, then each fallback with its retries.
     let mut plan: Vec<(Arc<RouteConfig>, u32)> = Vec::new();
-    let routes = std::iter::once(route.clone())
-        .chain(route.fallbacks.iter().filter_map(|name| inner.config.routes.get(name).cloned()));
+    let routes = std::iter::once(&route.name)
+        .chain(route.fallbacks.iter())
+        .filter_map(|name| inner.routes.get(name).cloned());
     for candidate in routes {
-        let candidate = Arc::new(candidate);
         for attempt in 0..=candidate.retries {
             plan.push((candidate.clone(), attempt));
         }
@@ -387,7 +491,6 @@ pub(crate) async fn handle(
         project,
         started,
         start_ns,
-        request_body: body_json,
         extra: Vec::new(),
         ended: None,
         meta,
@@ -406,12 +509,14 @@ pub(crate) async fn handle(
             let backoff = candidate.retry_backoff * 2u32.saturating_pow(attempt - 1);
             tokio::time::sleep(backoff).await;
         }
-        let body = if step == 0 || candidate.model.is_none() {
-            upstream_body.clone()
-        } else {
-            let mut rewritten = call.request_body.clone();
-            rewritten["model"] = Value::String(candidate.model.clone().unwrap_or_default());
-            Bytes::from(rewritten.to_string())
+        let body = match &candidate.model {
+            Some(model) if step > 0 => {
+                let mut rewritten: Value =
+                    serde_json::from_slice(&upstream_body).unwrap_or(Value::Null);
+                rewritten["model"] = Value::String(model.clone());
+                Bytes::from(rewritten.to_string())
+            }
+            _ => upstream_body.clone(),
         };
         call.route = candidate.clone();
         call.upstream_body = body.clone();
@@ -471,7 +576,7 @@ pub(crate) async fn handle(
         error: Some((outcome.as_str().to_owned(), error.to_string())),
         ..ResponseInfo::default()
     };
-    finish(call, &info, outcome, None, None);
+    finish(call, Reply::Info(info), outcome, None, Vec::new());
     response
 }
 
@@ -493,6 +598,9 @@ async fn send(
             continue;
         }
         if route.api_key.is_some() && (name == http::header::AUTHORIZATION || name == "x-api-key") {
+            continue;
+        }
+        if carries_loupe_key(name, value) {
             continue;
         }
         upstream_headers.append(name.clone(), value.clone());
@@ -618,12 +726,13 @@ async fn respond(
                 error: Some(("upstream_disconnected".to_owned(), error.to_string())),
                 ..ResponseInfo::default()
             };
+            let upstream_time = Some(upstream_started.elapsed());
             finish(
                 call,
-                &info,
+                Reply::Info(info),
                 Outcome::UpstreamDisconnected,
-                None,
-                Some(upstream_started.elapsed()),
+                upstream_time,
+                Vec::new(),
             );
             return response;
         }
@@ -635,7 +744,8 @@ async fn respond(
                 error: Some(("timeout".to_owned(), error.to_string())),
                 ..ResponseInfo::default()
             };
-            finish(call, &info, Outcome::Timeout, None, Some(upstream_started.elapsed()));
+            let upstream_time = Some(upstream_started.elapsed());
+            finish(call, Reply::Info(info), Outcome::Timeout, upstream_time, Vec::new());
             return response;
         }
     };
@@ -643,29 +753,70 @@ async fn respond(
     call.ended = Some((unix_nanos(), call.started.elapsed()));
     let response =
         builder.body(Body::from(bytes.clone())).unwrap_or_else(|_| Response::new(Body::empty()));
-    // Reading the response for the recording happens after the client has its answer.
-    tokio::spawn(record_response(call, status, bytes, upstream_time));
+    // Reading the response for the recording happens on the recording thread, after the client
+    // has its answer.
+    finish(
+        call,
+        Reply::Body { status, bytes },
+        Outcome::Completed,
+        Some(upstream_time),
+        Vec::new(),
+    );
     response
 }
 
-/// Describes a complete (non-streamed) response and records the call.
-async fn record_response(call: Call, status: StatusCode, bytes: Bytes, upstream_time: Duration) {
-    let info = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(value) if status.is_success() => call.endpoint.response_info(&value),
-        Ok(value) => {
-            ResponseInfo { error: crate::genai::error_from_body(&value), ..ResponseInfo::default() }
+/// What the call's response said, read on the recording thread.
+enum Reply {
+    /// Known already (the gateway's own errors, a disconnected client).
+    Info(ResponseInfo),
+    /// A complete response body.
+    Body { status: StatusCode, bytes: Bytes },
+    /// What a stream's events said; `message` says why it ended early.
+    Stream { accumulator: Accumulator, saw_end: bool, message: Option<String> },
+}
+
+impl Reply {
+    /// The response's description, and its body to record (complete responses only).
+    fn read(self, call: &Call, outcome: Outcome) -> (ResponseInfo, Option<String>) {
+        match self {
+            Reply::Info(info) => (info, None),
+            Reply::Body { status, bytes } => {
+                let info = match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(value) if status.is_success() => call.endpoint.response_info(&value),
+                    Ok(value) => ResponseInfo {
+                        error: crate::genai::error_from_body(&value),
+                        ..ResponseInfo::default()
+                    },
+                    Err(_) if status.is_success() => ResponseInfo {
+                        error: Some((
+                            "malformed_response".to_owned(),
+                            "upstream response is not valid JSON".to_owned(),
+                        )),
+                        ..ResponseInfo::default()
+                    },
+                    Err(_) => ResponseInfo::default(),
+                };
+                let max_body = call.inner.config.max_recorded_body_bytes;
+                let body = (max_body > 0).then(|| truncated(&bytes, max_body));
+                (info, body)
+            }
+            Reply::Stream { accumulator, saw_end, message } => {
+                let mut info = accumulator.finish();
+                if let Some(message) = message
+                    && info.error.is_none()
+                {
+                    info.error = Some((outcome.as_str().to_owned(), message));
+                }
+                if outcome == Outcome::Completed && !saw_end {
+                    info.attributes.push(KeyValue::string(
+                        "loupe.gateway.warning",
+                        "stream ended without its final event",
+                    ));
+                }
+                (info, None)
+            }
         }
-        Err(_) if status.is_success() => ResponseInfo {
-            error: Some((
-                "malformed_response".to_owned(),
-                "upstream response is not valid JSON".to_owned(),
-            )),
-            ..ResponseInfo::default()
-        },
-        Err(_) => ResponseInfo::default(),
-    };
-    let recorded_body = truncated(&bytes, call.inner.config.max_recorded_body_bytes);
-    finish(call, &info, Outcome::Completed, Some(recorded_body), Some(upstream_time));
+    }
 }
 
 fn truncated(bytes: &[u8], max: usize) -> String {
@@ -689,22 +840,28 @@ struct RecordingStream {
 
 impl RecordingStream {
     fn end(&mut self, outcome: Outcome, message: Option<String>) {
-        let Some(call) = self.call.take() else { return };
-        let mut info = self.tap.accumulator.finish();
-        if let Some(message) = message
-            && info.error.is_none()
-        {
-            info.error = Some((outcome.as_str().to_owned(), message));
-        }
-        if outcome == Outcome::Completed && !self.tap.saw_end {
-            info.attributes.push(KeyValue::string(
-                "loupe.gateway.warning",
-                "stream ended without its final event",
-            ));
-        }
+        let Some(mut call) = self.call.take() else { return };
+        // A cheap placeholder: the stream is over, and the accumulator is read off the path.
+        let accumulator =
+            std::mem::replace(&mut self.tap.accumulator, Accumulator::Chat(Default::default()));
         let ttft = self.first_content.map(|t| t.saturating_duration_since(call.started));
         let upstream_time = self.upstream_started.elapsed();
-        finish_stream(call, info, outcome, ttft, upstream_time);
+        let mut events = Vec::new();
+        call.extra.push(KeyValue::string("loupe.gateway.stream.outcome", outcome.as_str()));
+        if let Some(ttft) = ttft {
+            call.extra.push(KeyValue::new(
+                "gen_ai.response.time_to_first_chunk",
+                AnyValue::Double(ttft.as_secs_f64()),
+            ));
+            events.push(Event {
+                time_unix_nano: call.start_ns + ttft.as_nanos() as u64,
+                name: "gen_ai.first_token".to_owned(),
+                attributes: Vec::new(),
+                dropped_attributes_count: 0,
+            });
+        }
+        let reply = Reply::Stream { accumulator, saw_end: self.tap.saw_end, message };
+        finish(call, reply, outcome, Some(upstream_time), events);
     }
 }
 
@@ -777,52 +934,33 @@ impl Drop for RecordingStream {
     }
 }
 
-fn finish_stream(
-    call: Call,
-    info: ResponseInfo,
-    outcome: Outcome,
-    ttft: Option<Duration>,
-    upstream_time: Duration,
-) {
-    let mut call = call;
-    let mut extra = Vec::new();
-    let mut events = Vec::new();
-    extra.push(KeyValue::string("loupe.gateway.stream.outcome", outcome.as_str()));
-    if let Some(ttft) = ttft {
-        extra.push(KeyValue::new(
-            "gen_ai.response.time_to_first_chunk",
-            AnyValue::Double(ttft.as_secs_f64()),
-        ));
-        events.push(Event {
-            time_unix_nano: call.start_ns + ttft.as_nanos() as u64,
-            name: "gen_ai.first_token".to_owned(),
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-        });
-    }
-    call.extra.extend(extra);
-    record(call, &info, outcome, None, Some(upstream_time), events);
-}
-
+/// Hands the ended call to the recorder; the span is built on the recording thread.
 fn finish(
-    call: Call,
-    info: &ResponseInfo,
-    outcome: Outcome,
-    response_body: Option<String>,
-    upstream_time: Option<Duration>,
-) {
-    record(call, info, outcome, response_body, upstream_time, Vec::new());
-}
-
-fn record(
     mut call: Call,
-    info: &ResponseInfo,
+    reply: Reply,
     outcome: Outcome,
-    response_body: Option<String>,
     upstream_time: Option<Duration>,
     events: Vec<Event>,
 ) {
     call.recorded = true;
+    if call.ended.is_none() {
+        call.ended = Some((unix_nanos(), call.started.elapsed()));
+    }
+    let inner = call.inner.clone();
+    inner.recorder.record(Box::new(move || build(call, reply, outcome, upstream_time, events)));
+}
+
+/// Describes an ended call as its spans (the call, then one per attempt when there were
+/// several), and counts it on `/metrics`.
+fn build(
+    mut call: Call,
+    reply: Reply,
+    outcome: Outcome,
+    upstream_time: Option<Duration>,
+    events: Vec<Event>,
+) -> Record {
+    let (info, response_body) = reply.read(&call, outcome);
+    let info = &info;
     let (end_ns, total) = call.ended.unwrap_or_else(|| (unix_nanos(), call.started.elapsed()));
     let end_ns = end_ns.max(call.start_ns);
     let metrics = &call.inner.metrics;
@@ -840,7 +978,11 @@ fn record(
         }
     }
 
-    let request = call.endpoint.request_info(&call.request_body);
+    let request_body: Value = serde_json::from_slice(&call.upstream_body).unwrap_or(Value::Null);
+    if call.endpoint.kind() == RouteKind::OpenAi {
+        call.meta.merge_body(&request_body);
+    }
+    let request = call.endpoint.request_info(&request_body);
     let mut attributes = Vec::with_capacity(40);
     request.push_attributes(&mut attributes);
     attributes.extend(call.extra.iter().cloned());
@@ -969,7 +1111,7 @@ fn record(
             schema_url: String::new(),
         },
     );
-    call.inner.recorder.record(Record { project: call.project.clone(), spans });
+    Record { project: call.project.clone(), spans }
 }
 
 /// `GET /v1/models`: the default route's model list, passed through.
@@ -981,10 +1123,15 @@ pub(crate) async fn models(inner: Arc<Inner>, headers: HeaderMap) -> Response {
         };
         return error_response(RouteKind::OpenAi, &error, None);
     };
+    let meta = CallerMetadata::from_headers(&headers);
+    if let Err(error) = project(&inner, &headers, route, &meta).await {
+        return error_response(RouteKind::OpenAi, &error, None);
+    }
     let mut request = inner.client.get(format!("{}/models", route.base_url));
     for (name, value) in &headers {
         if forward_request_header(name)
             && !(route.api_key.is_some() && name == http::header::AUTHORIZATION)
+            && !carries_loupe_key(name, value)
         {
             request = request.header(name, value);
         }

@@ -73,8 +73,13 @@ impl Harness {
         };
         let config = GatewayConfig::from_raw(raw, &env).unwrap();
         let spill_dir = tempfile::tempdir().unwrap();
-        let gateway =
-            Gateway::with_sink(config, capture.clone(), spill_dir.path().to_path_buf()).unwrap();
+        let gateway = Gateway::with_sink(
+            config,
+            auth::Auth::open(),
+            capture.clone(),
+            spill_dir.path().to_path_buf(),
+        )
+        .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let router = gateway.router();

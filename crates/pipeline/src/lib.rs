@@ -23,6 +23,7 @@ mod golden;
 pub mod price;
 pub mod processors;
 pub mod redact;
+pub mod retention;
 pub mod sample;
 
 use std::sync::Arc;

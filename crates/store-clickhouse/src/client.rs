@@ -76,6 +76,17 @@ impl Client {
         self.post(self.url(true, None), sql.as_bytes().to_vec()).await
     }
 
+    /// Runs a statement with extra query settings (e.g. `optimize_throw_if_noop`).
+    pub(crate) async fn execute_with_settings(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<String, Error> {
+        let mut url = self.url(true, None);
+        url.query_pairs_mut().extend_pairs(settings);
+        self.post(url, sql.as_bytes().to_vec()).await
+    }
+
     /// Runs a statement outside any database (`CREATE DATABASE`).
     pub(crate) async fn execute_without_database(&self, sql: &str) -> Result<String, Error> {
         self.post(self.url(false, None), sql.as_bytes().to_vec()).await

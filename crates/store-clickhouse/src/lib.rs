@@ -17,6 +17,8 @@
 //! - `api_keys`: a small `ReplacingMergeTree` keyed by hash; updates and deletes (tombstones) are
 //!   new versions.
 //! - Feedback, score configs and datasets: see [`records`].
+//! - Retention tiers (the `tier` column of `spans`), retention by day partitions, erasure and
+//!   per-project state (`project_state`): see [`retention`].
 //!
 //! # Duplicates
 //!
@@ -38,6 +40,7 @@
 mod client;
 mod config;
 mod records;
+mod retention;
 mod row;
 mod schema;
 mod spill;
@@ -59,7 +62,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use store::{
     AggregateQuery, AggregateRow, ApiKeyRecord, Cursor, DatasetRef, FacetQuery, Facets, Metric,
-    NewDatasetVersion, Page, SpanQuery, Store, TraceQuery, TraceSummary, WriteStats,
+    NewDatasetVersion, Page, RetentionTier, SpanQuery, Store, TraceQuery, TraceSummary, WriteStats,
 };
 use tokio::sync::{Mutex, OnceCell};
 
@@ -356,7 +359,7 @@ impl Inner {
             let version = now_ns();
             let mut rows = Vec::new();
             for span in &new {
-                row::write_span_row(span, version, &mut rows)?;
+                row::write_span_row(span, version, 0, &mut rows)?;
             }
             self.retrying(|| self.client.insert("spans", rows.clone())).await?;
         }
@@ -389,6 +392,12 @@ impl Inner {
 
     /// Fetches full spans by key, in the order of `keys`.
     async fn fetch_spans(&self, keys: &[PageKey]) -> Result<Vec<StoredSpan>, Error> {
+        Ok(self.fetch_stored(keys).await?.into_iter().map(|(span, _tier)| span).collect())
+    }
+
+    /// Fetches full spans by key with the retention tier each is stored at, in the order of
+    /// `keys`; keys not stored are left out.
+    async fn fetch_stored(&self, keys: &[PageKey]) -> Result<Vec<(StoredSpan, u8)>, Error> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -421,10 +430,11 @@ impl Inner {
             full: FullRow,
         }
         let rows: Vec<Row> = self.client.select(&sql).await?;
-        let mut by_key: HashMap<(String, String, String), StoredSpan> = HashMap::new();
+        let mut by_key: HashMap<(String, String, String), (StoredSpan, u8)> = HashMap::new();
         for row in rows {
             let key = (row.full.project.clone(), row.trace_id, row.span_id);
-            by_key.insert(key, row.full.into_span()?);
+            let tier = row.full.tier;
+            by_key.insert(key, (row.full.into_span()?, tier));
         }
         Ok(keys
             .iter()
@@ -1168,20 +1178,21 @@ impl Store for ClickHouseStore {
                 span_id: s.raw.span_id.to_hex(),
             })
             .collect();
-        let stored = inner.fetch_spans(&keys).await?;
-        let mut by_key: HashMap<(ProjectId, TraceId, model::SpanId), StoredSpan> = stored
+        let stored = inner.fetch_stored(&keys).await?;
+        let mut by_key: HashMap<(ProjectId, TraceId, model::SpanId), (StoredSpan, u8)> = stored
             .into_iter()
-            .map(|s| ((s.project.clone(), s.raw.trace_id, s.raw.span_id), s))
+            .map(|(s, tier)| ((s.project.clone(), s.raw.trace_id, s.raw.span_id), (s, tier)))
             .collect();
         let version = now_ns();
         let mut rows = Vec::new();
         let mut updated = Vec::new();
         for span in spans {
-            if let Some(mut current) =
+            if let Some((mut current, tier)) =
                 by_key.remove(&(span.project.clone(), span.raw.trace_id, span.raw.span_id))
             {
                 current.view = span.view.clone();
-                row::write_span_row(&current, version, &mut rows)?;
+                // The span stays at its retention tier.
+                row::write_span_row(&current, version, tier, &mut rows)?;
                 updated.push(current);
             }
         }
@@ -1272,9 +1283,73 @@ impl Store for ClickHouseStore {
         Ok(self.inner.delete_traces(project, trace_ids).await?)
     }
 
+    async fn span_projects(&self) -> store::Result<Vec<ProjectId>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.span_projects().await?)
+    }
+
+    async fn spans_below_tier(
+        &self,
+        project: &ProjectId,
+        tier: RetentionTier,
+        started_before_ns: UnixNanos,
+        limit: u32,
+    ) -> store::Result<Vec<StoredSpan>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.spans_below_tier(project, tier, started_before_ns, limit).await?)
+    }
+
+    async fn rewrite_spans(&self, spans: &[StoredSpan], tier: RetentionTier) -> store::Result<u64> {
+        self.inner.ensure_schema().await?;
+        let _guard = self.inner.write_lock.lock().await;
+        Ok(self.inner.rewrite_spans(spans, tier).await?)
+    }
+
+    async fn delete_traces_before(
+        &self,
+        project: &ProjectId,
+        started_before_ns: UnixNanos,
+        limit: u32,
+    ) -> store::Result<u64> {
+        self.inner.ensure_schema().await?;
+        let _guard = self.inner.write_lock.lock().await;
+        Ok(self.inner.delete_traces_before(project, started_before_ns, limit).await?)
+    }
+
+    async fn user_traces(
+        &self,
+        project: &ProjectId,
+        users: &[String],
+        after: Option<TraceId>,
+        limit: u32,
+    ) -> store::Result<Vec<TraceId>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.user_traces(project, users, after, limit).await?)
+    }
+
+    async fn purge_deleted(&self) -> store::Result<()> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.purge_deleted().await?)
+    }
+
+    async fn get_state(&self, project: &ProjectId, key: &str) -> store::Result<Option<String>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.get_state(project, key).await?)
+    }
+
+    async fn put_state(&self, project: &ProjectId, key: &str, value: &str) -> store::Result<()> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.put_state(project, key, value).await?)
+    }
+
     async fn put_feedback(&self, feedback: &Feedback) -> store::Result<()> {
         self.inner.ensure_schema().await?;
         Ok(self.inner.put_feedback(feedback).await?)
+    }
+
+    async fn put_feedback_batch(&self, entries: &[Feedback]) -> store::Result<()> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.put_feedback_batch(entries).await?)
     }
 
     async fn get_feedback(&self, project: &ProjectId, id: &str) -> store::Result<Option<Feedback>> {

@@ -35,6 +35,66 @@ fn line(value: serde_json::Value) -> Vec<u8> {
     format!("{value}\n").into_bytes()
 }
 
+/// The `feedback` row of an entry: the columns filters use beside the entry as JSON.
+fn feedback_row(feedback: &Feedback) -> Result<serde_json::Value, Error> {
+    let (kind, trace_id, span_id, session_id) = match &feedback.target {
+        FeedbackTarget::Trace { trace_id } => ("trace", trace_id.to_hex(), String::new(), ""),
+        FeedbackTarget::Span { span_id, trace_id } => {
+            ("span", trace_id.map(|t| t.to_hex()).unwrap_or_default(), span_id.to_hex(), "")
+        }
+        FeedbackTarget::Session { session_id } => {
+            ("session", String::new(), String::new(), session_id.as_str())
+        }
+    };
+    let content = &feedback.content;
+    // `up` / `down` keep their word (and count as 5 / 1); stars are their number.
+    let (rating_value, rating_text) = match content.rating {
+        Some(rating) => (rating.value(), rating.to_string()),
+        None => (0, String::new()),
+    };
+    let mut score_keys = Vec::new();
+    let mut score_is_num = Vec::new();
+    let mut score_num = Vec::new();
+    let mut score_text = Vec::new();
+    for (name, value) in &content.scores {
+        score_keys.push(name.clone());
+        score_is_num.push(u8::from(value.as_f64().is_some()));
+        score_num.push(value.as_f64().filter(|f| f.is_finite()).unwrap_or(0.0));
+        score_text.push(match value {
+            ScoreValue::Category(c) => c.clone(),
+            other => other.to_string(),
+        });
+    }
+    let correction_text = content
+        .correction
+        .as_ref()
+        .map(|messages| messages.iter().map(|m| m.text_content()).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default();
+    let row = serde_json::json!({
+        "project": feedback.project.as_str(),
+        "id": feedback.id,
+        "target_kind": kind,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "session_id": session_id,
+        "created_ns": feedback.created_ns,
+        "rating_value": rating_value,
+        "rating_text": rating_text,
+        "score_keys": score_keys,
+        "score_is_num": score_is_num,
+        "score_num": score_num,
+        "score_text": score_text,
+        "tags": content.tags,
+        "has_correction": u8::from(content.correction.is_some()),
+        "correction_text": correction_text,
+        "comment": content.comment.clone().unwrap_or_default(),
+        "body_json": encode(feedback)?,
+        "deleted": 0,
+        "version": now_ns(),
+    });
+    Ok(row)
+}
+
 impl Inner {
     /// Deletes traces with one mutation per table (ClickHouse rewrites the affected parts in the
     /// background; many small deletes would rewrite them many times, so callers batch), then
@@ -123,64 +183,20 @@ impl Inner {
     }
 
     pub(crate) async fn put_feedback(&self, feedback: &Feedback) -> Result<(), Error> {
-        let (kind, trace_id, span_id, session_id) = match &feedback.target {
-            FeedbackTarget::Trace { trace_id } => ("trace", trace_id.to_hex(), String::new(), ""),
-            FeedbackTarget::Span { span_id, trace_id } => {
-                ("span", trace_id.map(|t| t.to_hex()).unwrap_or_default(), span_id.to_hex(), "")
-            }
-            FeedbackTarget::Session { session_id } => {
-                ("session", String::new(), String::new(), session_id.as_str())
-            }
-        };
-        let content = &feedback.content;
-        // `up` / `down` keep their word (and count as 5 / 1); stars are their number.
-        let (rating_value, rating_text) = match content.rating {
-            Some(rating) => (rating.value(), rating.to_string()),
-            None => (0, String::new()),
-        };
-        let mut score_keys = Vec::new();
-        let mut score_is_num = Vec::new();
-        let mut score_num = Vec::new();
-        let mut score_text = Vec::new();
-        for (name, value) in &content.scores {
-            score_keys.push(name.clone());
-            score_is_num.push(u8::from(value.as_f64().is_some()));
-            score_num.push(value.as_f64().filter(|f| f.is_finite()).unwrap_or(0.0));
-            score_text.push(match value {
-                ScoreValue::Category(c) => c.clone(),
-                other => other.to_string(),
-            });
+        self.insert_rows("feedback", line(feedback_row(feedback)?)).await
+    }
+
+    /// Writes every entry with one `INSERT`, which ClickHouse applies as one block: all rows
+    /// or none.
+    pub(crate) async fn put_feedback_batch(&self, entries: &[Feedback]) -> Result<(), Error> {
+        if entries.is_empty() {
+            return Ok(());
         }
-        let correction_text = content
-            .correction
-            .as_ref()
-            .map(|messages| {
-                messages.iter().map(|m| m.text_content()).collect::<Vec<_>>().join("\n")
-            })
-            .unwrap_or_default();
-        let row = serde_json::json!({
-            "project": feedback.project.as_str(),
-            "id": feedback.id,
-            "target_kind": kind,
-            "trace_id": trace_id,
-            "span_id": span_id,
-            "session_id": session_id,
-            "created_ns": feedback.created_ns,
-            "rating_value": rating_value,
-            "rating_text": rating_text,
-            "score_keys": score_keys,
-            "score_is_num": score_is_num,
-            "score_num": score_num,
-            "score_text": score_text,
-            "tags": content.tags,
-            "has_correction": u8::from(content.correction.is_some()),
-            "correction_text": correction_text,
-            "comment": content.comment.clone().unwrap_or_default(),
-            "body_json": encode(feedback)?,
-            "deleted": 0,
-            "version": now_ns(),
-        });
-        self.insert_rows("feedback", line(row)).await
+        let mut rows = Vec::new();
+        for feedback in entries {
+            rows.extend(line(feedback_row(feedback)?));
+        }
+        self.insert_rows("feedback", rows).await
     }
 
     pub(crate) async fn get_feedback(

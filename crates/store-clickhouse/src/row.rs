@@ -39,15 +39,19 @@ struct SpanRow<'a> {
     search_text: String,
     raw_json: String,
     view_json: String,
+    /// The retention tier (schema version 3).
+    tier: u8,
     version: u64,
     // `cost` is appended by hand: ClickHouse reads a Decimal from a JSON number only, and
     // serde_json (without arbitrary precision) cannot write an exact decimal number.
 }
 
-/// Appends one `JSONEachRow` line for `span` to `out`.
+/// Appends one `JSONEachRow` line for `span`, stored at retention tier `tier`
+/// ([`store::RetentionTier::as_u8`]), to `out`.
 pub(crate) fn write_span_row(
     span: &StoredSpan,
     version: u64,
+    tier: u8,
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
     let raw = &span.raw;
@@ -84,6 +88,7 @@ pub(crate) fn write_span_row(
         search_text: view.searchable_text().to_lowercase(),
         raw_json: serde_json::to_string(raw).map_err(|e| Error::Encode(e.to_string()))?,
         view_json: serde_json::to_string(view).map_err(|e| Error::Encode(e.to_string()))?,
+        tier,
         version,
     };
     let mut line = serde_json::to_vec(&row).map_err(|e| Error::Encode(e.to_string()))?;
@@ -127,9 +132,11 @@ pub(crate) struct FullRow {
     pub(crate) project: String,
     pub(crate) raw_json: String,
     pub(crate) view_json: String,
+    /// The retention tier the span is stored at.
+    pub(crate) tier: u8,
 }
 
-pub(crate) const FULL_COLUMNS: &str = "project, raw_json, view_json";
+pub(crate) const FULL_COLUMNS: &str = "project, raw_json, view_json, tier";
 
 impl FullRow {
     pub(crate) fn into_span(self) -> Result<StoredSpan, Error> {

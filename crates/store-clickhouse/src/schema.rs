@@ -63,10 +63,16 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "spans, trace index, api keys", statements: v1 },
     Migration { version: 2, name: "feedback, score configs, datasets", statements: v2 },
+    Migration { version: 3, name: "retention tiers, project state", statements: v3 },
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
+
+/// ClickHouse's `DUPLICATE_COLUMN`: 18.x has no `ADD COLUMN IF NOT EXISTS`, so a second run of
+/// an `ADD COLUMN` (another node, or a migration interrupted before it was recorded) fails with
+/// this code, which means the statement's work is done.
+const DUPLICATE_COLUMN: u32 = 44;
 
 /// The partition key of a nanosecond timestamp column: its UTC day.
 pub(crate) fn day_of(column: &str) -> String {
@@ -236,6 +242,56 @@ fn v2(dialect: Dialect) -> Vec<String> {
     ]
 }
 
+fn v3(dialect: Dialect) -> Vec<String> {
+    let if_not_exists = if dialect.modern { "IF NOT EXISTS " } else { "" };
+    vec![
+        // The retention tier of each span version (`RetentionTier::as_u8`): 0 = as ingested.
+        // Adding a column with a default only changes metadata; existing parts read the default.
+        format!("ALTER TABLE spans ADD COLUMN {if_not_exists}tier UInt8 DEFAULT 0"),
+        // Small named values per project (retention watermarks), replaced by newer versions.
+        "CREATE TABLE IF NOT EXISTS project_state (
+            project String,
+            key String,
+            value String,
+            version UInt64
+        ) ENGINE = ReplacingMergeTree(version)
+        ORDER BY (project, key)"
+            .to_owned(),
+    ]
+}
+
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS loupe_migrations (
+    version UInt32,
+    name String,
+    applied_ns UInt64
+) ENGINE = MergeTree ORDER BY version";
+
+/// Creates the database at schema version `version` (and no further), as an older build left
+/// it: for tests of the upgrade path.
+#[cfg(test)]
+pub(crate) async fn migrate_up_to(
+    client: &Client,
+    database: &str,
+    dialect: Dialect,
+    version: u32,
+) -> Result<(), Error> {
+    client.execute_without_database(&format!("CREATE DATABASE IF NOT EXISTS {database}")).await?;
+    client.execute(MIGRATIONS_TABLE).await?;
+    for migration in MIGRATIONS.iter().filter(|m| m.version <= version) {
+        for statement in (migration.statements)(dialect) {
+            client.execute(&statement).await?;
+        }
+        client
+            .execute(&format!(
+                "INSERT INTO loupe_migrations (version, name, applied_ns) VALUES ({}, {}, 0)",
+                migration.version,
+                quote(migration.name),
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
 #[derive(serde::Deserialize)]
 struct VersionRow {
     version: u32,
@@ -261,15 +317,7 @@ pub(crate) async fn migrate(client: &Client, database: &str) -> Result<Dialect, 
     let dialect = Dialect::from_version(server.first().map_or("", |s| s.version.as_str()));
     // `database` is an identifier by the config's invariant.
     client.execute_without_database(&format!("CREATE DATABASE IF NOT EXISTS {database}")).await?;
-    client
-        .execute(
-            "CREATE TABLE IF NOT EXISTS loupe_migrations (
-                version UInt32,
-                name String,
-                applied_ns UInt64
-            ) ENGINE = MergeTree ORDER BY version",
-        )
-        .await?;
+    client.execute(MIGRATIONS_TABLE).await?;
     let applied: Vec<VersionRow> =
         client.select("SELECT DISTINCT version FROM loupe_migrations ORDER BY version").await?;
     if let Some(newest) = applied.iter().map(|row| row.version).max()
@@ -282,7 +330,15 @@ pub(crate) async fn migrate(client: &Client, database: &str) -> Result<Dialect, 
             continue;
         }
         for statement in (migration.statements)(dialect) {
-            client.execute(&statement).await?;
+            match client.execute(&statement).await {
+                Ok(_) => {}
+                Err(Error::Server { code: DUPLICATE_COLUMN, .. })
+                    if statement.starts_with("ALTER TABLE") =>
+                {
+                    tracing::debug!(%statement, "column already added");
+                }
+                Err(e) => return Err(e),
+            }
         }
         client
             .execute(&format!(

@@ -84,7 +84,8 @@ fn column(field: &Field) -> Result<(String, Kind), String> {
         | Field::FeedbackTag
         | Field::Correction
         | Field::Feedback => {
-            return Err(format!("{field:?} filters are not supported by the clickhouse store yet"));
+            // `compile` sends these to the feedback subqueries before a column is looked up.
+            return Err(format!("{field:?} is a feedback field and has no span column"));
         }
     };
     Ok(res)
@@ -177,6 +178,9 @@ fn feedback_cmp(field: &Field, op: CmpOp, value: &Value) -> Result<String, Strin
         Value::Float(f) if f.is_finite() => Some(*f),
         Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
         Value::DurationNs(n) => Some(*n as f64),
+        // Text compares with a score's category (or, as `true`/`false`, a boolean's text),
+        // never as a number; a rating takes `up`, `down` or a number as text too.
+        Value::Str(_) if matches!(field, Field::Score(_)) => None,
         Value::Str(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
         Value::Float(_) => None,
     };

@@ -95,8 +95,31 @@ feedback_checks!(
     feedback_round_trip_and_edits,
     feedback_before_its_span_is_pending,
     feedback_filters,
+    feedback_batches_land_whole,
     score_configs_crud,
     dataset_versions_are_immutable,
+);
+
+/// Runs one retention suite check against a fresh database, then drops it.
+macro_rules! retention_checks {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $check() {
+            let Some(url) = clickhouse_url() else { return };
+            let store = fresh_store(&url).await;
+            suite::retention::$check(&store).await;
+            store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+        }
+    )*};
+}
+
+retention_checks!(
+    tiers_are_recorded,
+    rewrite_replaces_content_and_keeps_rollups,
+    delete_traces_before_deletes_whole_old_traces,
+    user_traces_pages,
+    state_round_trip,
+    span_projects_lists_projects_with_spans,
 );
 
 /// The whole suite through its entry point, so checks added to it later run here too.
@@ -115,6 +138,7 @@ async fn suite_run_all() {
     };
     suite::run_all(&make_store).await;
     suite::feedback::run_all(&make_store).await;
+    suite::retention::run_all(&make_store).await;
     let configs = databases.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for config in configs {
         let store = ClickHouseStore::open_lazy(config).unwrap_or_else(|e| panic!("{e}"));
@@ -206,6 +230,314 @@ async fn delete_traces_removes_spans_and_index_entries() {
         store.delete_traces(&p1, &[suite::trace_id(1)]).await.unwrap_or_else(|e| panic!("{e}")),
         0
     );
+    store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The active partitions (UTC days) of `spans`.
+async fn span_partitions(store: &ClickHouseStore) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        partition: String,
+    }
+    let rows: Vec<Row> = store
+        .inner
+        .client
+        .select(&format!(
+            "SELECT DISTINCT partition FROM system.parts WHERE database = '{}' \
+             AND table = 'spans' AND active AND rows > 0 ORDER BY partition",
+            store.inner.config.database
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    rows.into_iter().map(|r| r.partition).collect()
+}
+
+/// Retention drops a day partition whole when only the project's old, whole traces are in
+/// it (whatever the limit: dropping is a metadata operation), and deletes by mutation where
+/// another project shares the day or a trace crosses midnight.
+#[tokio::test]
+async fn retention_drops_whole_day_partitions() {
+    let Some(url) = clickhouse_url() else { return };
+    let store = fresh_store(&url).await;
+    let day_ms = 86_400_000;
+    let spans = vec![
+        // Day 0 (2026-01-01): p1 alone.
+        span("p1", 1, 1, None, "day0.root", 0, 100),
+        span("p1", 1, 2, Some(1), "day0.child", 10, 50),
+        // Day 1: p1 and p2.
+        span("p1", 2, 1, None, "day1.p1", day_ms, 100),
+        span("p2", 1, 1, None, "day1.p2", day_ms, 100),
+        // Days 2 and 3: p1 alone, one trace across midnight.
+        span("p1", 3, 1, None, "day2.root", 3 * day_ms - 60_000, 120_000),
+        span("p1", 3, 2, Some(1), "day3.child", 3 * day_ms + 30_000, 10),
+        // Day 4: kept.
+        span("p1", 4, 1, None, "day4", 4 * day_ms, 100),
+    ];
+    store.write_spans(&spans).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        span_partitions(&store).await,
+        ["20260101", "20260102", "20260103", "20260104", "20260105"]
+    );
+    let p1 = suite::project("p1");
+    let cutoff = suite::T0 + 4 * day_ms * 1_000_000;
+    let delete = |limit: u32| {
+        let (store, p1) = (&store, &p1);
+        async move {
+            store.delete_traces_before(p1, cutoff, limit).await.unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    assert_eq!(delete(1).await, 2, "day 0 goes whole, past the limit");
+    assert_eq!(
+        span_partitions(&store).await,
+        ["20260102", "20260103", "20260104", "20260105"],
+        "by dropping its partition"
+    );
+    assert!(
+        store.get_trace(&p1, suite::trace_id(1)).await.unwrap_or_else(|e| panic!("{e}")).is_empty()
+    );
+    // The rest by mutation: the shared day, then the trace across midnight.
+    assert_eq!(delete(1).await, 1);
+    assert_eq!(delete(1000).await, 2);
+    assert_eq!(delete(1000).await, 0);
+    let left = store
+        .search_traces(&p1, &store::TraceQuery { with_total: true, ..Default::default() })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let roots: Vec<Option<String>> = left.items.into_iter().map(|t| t.root_name).collect();
+    assert_eq!(roots, [Some("day4".to_owned())], "the trace index follows");
+    let p2 = store
+        .get_trace(&suite::project("p2"), suite::trace_id(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p2.len(), 1, "the other project's span on the shared day stays");
+    store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A rewrite's tier survives a re-derived view, and `purge_deleted` leaves no row of the
+/// replaced content in the table's parts (read without `FINAL`).
+#[tokio::test]
+async fn rewrites_keep_their_tier_and_purge_merges_old_versions_away() {
+    let Some(url) = clickhouse_url() else { return };
+    let store = fresh_store(&url).await;
+    let call = suite::llm(span("p1", 1, 1, None, "call", 0, 10), "m", 1, 1, "secret marmalade");
+    let other = suite::llm(span("p2", 1, 1, None, "call", 0, 10), "m", 1, 1, "public marmalade");
+    store.write_spans(&[call.clone(), other]).await.unwrap_or_else(|e| panic!("{e}"));
+    // Background merges would also drop old versions, some time; stopped, only the purge can.
+    let merges = |verb: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .inner
+                .client
+                .execute(&format!("SYSTEM {verb} MERGES {}.spans", store.inner.config.database))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+    merges("STOP").await;
+    let reduced = suite::retention::without_content(&call);
+    let structure = store::RetentionTier::Structure;
+    assert_eq!(
+        store
+            .rewrite_spans(std::slice::from_ref(&reduced), structure)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        1
+    );
+    assert_eq!(
+        store.update_views(std::slice::from_ref(&reduced)).await.unwrap_or_else(|e| panic!("{e}")),
+        1
+    );
+    let p1 = suite::project("p1");
+    let below = store
+        .spans_below_tier(&p1, structure, u64::MAX, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(below.is_empty(), "a re-derived view keeps the span's tier");
+    let old_versions = || async {
+        let rows: Vec<CountRow> = store
+            .inner
+            .client
+            .select(
+                "SELECT count() AS n FROM spans WHERE project = 'p1' AND (position(raw_json, \
+                 'marmalade') > 0 OR position(view_json, 'marmalade') > 0 \
+                 OR position(search_text, 'marmalade') > 0)",
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        rows[0].n
+    };
+    assert_eq!(old_versions().await, 1, "the replaced version is still in a part");
+    assert!(span_names(&store, "p1", "marmalade").await.is_empty(), "but not readable");
+    merges("START").await;
+    store.purge_deleted().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(old_versions().await, 0, "no version of the replaced content is left in the parts");
+    let rows: Vec<CountRow> = store
+        .inner
+        .client
+        .select("SELECT count() AS n FROM spans WHERE project = 'p2'")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows[0].n, 1, "other spans stay");
+    store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Feedback filters on every ClickHouse read path: span lists with totals, the join with trace
+/// facts (`operation`), trace lists, aggregates; edits and deletes of feedback are followed
+/// (the `feedback` table is read with `FINAL`).
+#[tokio::test]
+async fn feedback_filters_on_every_read_path() {
+    use model::{Feedback, FeedbackContent, FeedbackSource, FeedbackTarget, ScoreValue};
+    let Some(url) = clickhouse_url() else { return };
+    let store = fresh_store(&url).await;
+    let mut root = span("p1", 1, 1, None, "checkout.root", 0, 100);
+    root.view.operation_id = Some("checkout".to_owned());
+    let spans = vec![
+        root,
+        suite::llm(span("p1", 1, 2, Some(1), "checkout.llm", 10, 50), "gpt-4o", 1, 1, "x"),
+        suite::llm(span("p1", 2, 3, None, "other.llm", 200, 50), "gpt-4o", 1, 1, "y"),
+        suite::llm(span("p1", 3, 4, None, "plain.llm", 300, 50), "claude", 1, 1, "z"),
+    ];
+    store.write_spans(&spans).await.unwrap_or_else(|e| panic!("{e}"));
+    let scored = |id: &str, span: u64, trace: u64, quality: f64| Feedback {
+        id: id.to_owned(),
+        project: suite::project("p1"),
+        target: FeedbackTarget::Span {
+            span_id: suite::span_id(span),
+            trace_id: Some(suite::trace_id(trace)),
+        },
+        content: FeedbackContent {
+            scores: [("quality".to_owned(), ScoreValue::Number(quality))].into_iter().collect(),
+            ..FeedbackContent::default()
+        },
+        source: FeedbackSource::Human,
+        author: None,
+        created_ns: suite::T0,
+        updated_ns: suite::T0,
+        history: Vec::new(),
+    };
+    for entry in [scored("fb_1", 2, 1, 1.0), scored("fb_2", 3, 2, 5.0)] {
+        store.put_feedback(&entry).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(span_names(&store, "p1", "score.quality <= 2").await, ["checkout.llm"]);
+    assert_eq!(
+        span_names(&store, "p1", "score.quality <= 2 and operation = checkout").await,
+        ["checkout.llm"]
+    );
+    assert_eq!(
+        span_names(&store, "p1", "no feedback").await,
+        ["checkout.root", "plain.llm"],
+        "`no feedback` is `not has feedback`"
+    );
+    let p1 = suite::project("p1");
+    let filter = |text: &str| store::syntax::parse(text).unwrap_or_else(|e| panic!("{e}"));
+    let total = store
+        .search_spans(
+            &p1,
+            &SpanQuery { filter: filter("has feedback"), with_total: true, ..Default::default() },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .total;
+    assert_eq!(total, Some(2));
+    let traces = store
+        .search_traces(
+            &p1,
+            &store::TraceQuery {
+                filter: filter("score.quality <= 2 and operation = checkout"),
+                with_total: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let roots: Vec<Option<String>> = traces.items.iter().map(|t| t.root_name.clone()).collect();
+    assert_eq!((roots, traces.total), (vec![Some("checkout.root".to_owned())], Some(1)));
+    let rows = store
+        .aggregate(
+            &p1,
+            &store::AggregateQuery {
+                filter: filter("has score.quality"),
+                time: store::TimeRange::default(),
+                group_by: vec![store::GroupBy::Model],
+                bucket_ns: None,
+                metrics: vec![store::Metric::Count],
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let counts: Vec<String> =
+        rows.iter().map(|r| format!("{:?} {:?}", r.group, r.values)).collect();
+    assert_eq!(counts, [r#"[Some("gpt-4o")] [Some(2)]"#]);
+    // An edit moves the span out of the filter, a delete out of `has feedback`.
+    store.put_feedback(&scored("fb_1", 2, 1, 4.0)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(span_names(&store, "p1", "score.quality <= 2").await.is_empty());
+    assert!(store.delete_feedback(&p1, "fb_2").await.unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(span_names(&store, "p1", "has feedback").await, ["checkout.llm"]);
+    store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The names of the spans of a project matching a filter, sorted.
+async fn span_names(store: &ClickHouseStore, project: &str, filter: &str) -> Vec<String> {
+    let filter = store::syntax::parse(filter).unwrap_or_else(|e| panic!("{filter}: {e}"));
+    let query = SpanQuery { filter, limit: 1000, ..SpanQuery::default() };
+    let page = store
+        .search_spans(&suite::project(project), &query)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut res: Vec<String> = page.items.into_iter().map(|s| s.raw.name).collect();
+    res.sort();
+    res
+}
+
+#[derive(serde::Deserialize)]
+struct CountRow {
+    n: u64,
+}
+
+/// A database written by a build at schema version 2 is upgraded in place: its spans read as
+/// tier `Full` and take part in retention like new ones.
+#[tokio::test]
+async fn spans_stored_before_tiers_existed_are_at_tier_full() {
+    let Some(url) = clickhouse_url() else { return };
+    let config = test_config(&url);
+    let client = crate::client::Client::new(&config).unwrap_or_else(|e| panic!("{e}"));
+    let version =
+        client.execute_without_database("SELECT version()").await.unwrap_or_else(|e| panic!("{e}"));
+    let dialect = crate::schema::Dialect::from_version(version.trim());
+    crate::schema::migrate_up_to(&client, &config.database, dialect, 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The row as version 2 wrote it: no `tier` column.
+    let old = span("p1", 1, 1, None, "old", 0, 10);
+    let mut line = Vec::new();
+    crate::row::write_span_row(&old, 1, 0, &mut line).unwrap_or_else(|e| panic!("{e}"));
+    let mut row: serde_json::Value =
+        serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}"));
+    row.as_object_mut().map(|object| object.remove("tier"));
+    client.insert("spans", format!("{row}\n").into_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+    let index = crate::index_rows(&[&old], 1).unwrap_or_else(|e| panic!("{e}"));
+    client.insert("trace_index", index).await.unwrap_or_else(|e| panic!("{e}"));
+
+    let store = ClickHouseStore::open(config).await.unwrap_or_else(|e| panic!("{e}"));
+    let p1 = suite::project("p1");
+    let structure = store::RetentionTier::Structure;
+    let below = store
+        .spans_below_tier(&p1, structure, u64::MAX, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(below, vec![old.clone()]);
+    let reduced = suite::retention::without_content(&old);
+    assert_eq!(
+        store.rewrite_spans(&[reduced], structure).await.unwrap_or_else(|e| panic!("{e}")),
+        1
+    );
+    let below = store
+        .spans_below_tier(&p1, structure, u64::MAX, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(below.is_empty());
     store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
 }
 

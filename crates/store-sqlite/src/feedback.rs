@@ -22,7 +22,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params};
 use store::{CmpOp, Field, Value};
 
-use crate::filter::Sql;
+use crate::filter::{Sql, op_sql, push_text, value_text};
 use crate::write::to_i64;
 use crate::{Error, SqliteStore};
 
@@ -108,7 +108,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> 
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("cannot decode {what}: {e}")))
 }
 
-fn put_feedback(conn: &mut Connection, feedback: &Feedback) -> Result<(), Error> {
+fn put_feedback(conn: &Connection, feedback: &Feedback) -> Result<(), Error> {
     let (kind, trace_id, span_id, session) = match &feedback.target {
         FeedbackTarget::Trace { trace_id } => {
             ("trace", Some(trace_id.as_bytes().to_vec()), None, None)
@@ -236,6 +236,20 @@ impl SqliteStore {
         self.with_writer(move |conn| put_feedback(conn, &feedback)).await
     }
 
+    /// Writes every entry in one transaction: all of them or, on an error, none.
+    pub(crate) async fn feedback_put_batch(&self, entries: &[Feedback]) -> store::Result<()> {
+        let entries = entries.to_vec();
+        self.with_writer(move |conn| {
+            let transaction = conn.transaction()?;
+            for feedback in &entries {
+                put_feedback(&transaction, feedback)?;
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     pub(crate) async fn feedback_get(
         &self,
         project: &ProjectId,
@@ -287,15 +301,7 @@ impl SqliteStore {
         project: &ProjectId,
         id: &str,
     ) -> store::Result<bool> {
-        let (project, id) = (project.clone(), id.to_owned());
-        self.with_writer(move |conn| {
-            let n = conn.execute(
-                "DELETE FROM feedback WHERE project = ?1 AND id = ?2",
-                params![project.as_str(), id],
-            )?;
-            Ok(n > 0)
-        })
-        .await
+        self.delete_one("DELETE FROM feedback WHERE project = ?1 AND id = ?2", project, id).await
     }
 
     pub(crate) async fn score_config_put(
@@ -338,15 +344,20 @@ impl SqliteStore {
         project: &ProjectId,
         name: &str,
     ) -> store::Result<bool> {
-        let (project, name) = (project.clone(), name.to_owned());
-        self.with_writer(move |conn| {
-            let n = conn.execute(
-                "DELETE FROM score_configs WHERE project = ?1 AND name = ?2",
-                params![project.as_str(), name],
-            )?;
-            Ok(n > 0)
-        })
-        .await
+        self.delete_one("DELETE FROM score_configs WHERE project = ?1 AND name = ?2", project, name)
+            .await
+    }
+
+    /// Runs a `DELETE` of one record by project (`?1`) and key (`?2`); whether there was one.
+    async fn delete_one(
+        &self,
+        delete: &'static str,
+        project: &ProjectId,
+        key: &str,
+    ) -> store::Result<bool> {
+        let (project, key) = (project.clone(), key.to_owned());
+        self.with_writer(move |conn| Ok(conn.execute(delete, params![project.as_str(), key])? > 0))
+            .await
     }
 }
 
@@ -390,54 +401,29 @@ fn score_path(name: &str) -> String {
     format!("$.\"{}\"", name.replace('"', ""))
 }
 
-fn like_pattern(glob: &str) -> String {
-    let mut res = String::with_capacity(glob.len());
-    for c in glob.chars() {
-        match c {
-            '*' => res.push('%'),
-            '?' => res.push('_'),
-            '%' | '_' | '\\' => {
-                res.push('\\');
-                res.push(c);
-            }
-            c => res.push(c),
-        }
-    }
-    res
-}
-
-fn text_of(value: &Value) -> String {
-    match value {
-        Value::Str(text) => text.clone(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::DurationNs(ns) => ns.to_string(),
-    }
-}
-
-fn number_of(field: &Field, value: &Value) -> Result<SqlValue, Error> {
-    match value {
-        Value::Int(i) => Ok(SqlValue::Integer(*i)),
-        Value::Float(f) => Ok(SqlValue::Real(*f)),
-        Value::Bool(b) => Ok(SqlValue::Integer(i64::from(*b))),
+/// A value as a number for `rating` and numeric or boolean scores: booleans are 0 and 1, a
+/// rating of `down` is 1 and `up` 5; `None` for text that is not a number.
+fn number_of(field: &Field, value: &Value) -> Result<Option<SqlValue>, Error> {
+    Ok(match value {
+        Value::Int(i) => Some(SqlValue::Integer(*i)),
+        Value::Float(f) => Some(SqlValue::Real(*f)),
+        Value::Bool(b) => Some(SqlValue::Integer(i64::from(*b))),
         Value::DurationNs(_) => {
-            Err(Error::InvalidQuery(format!("{field:?} needs a number, got a duration")))
+            return Err(Error::InvalidQuery(format!("{field:?} takes a number, not a duration")));
         }
-        Value::Str(text) => match (field, text.to_ascii_lowercase().as_str()) {
-            (Field::Rating, "down") => Ok(SqlValue::Integer(1)),
-            (Field::Rating, "up") => Ok(SqlValue::Integer(5)),
-            (_, "true") => Ok(SqlValue::Integer(1)),
-            (_, "false") => Ok(SqlValue::Integer(0)),
-            (_, other) => other
+        // Text compares with a score's category (or, as `true`/`false`, a boolean's text),
+        // never as a number.
+        Value::Str(_) if matches!(field, Field::Score(_)) => None,
+        Value::Str(text) => match text.to_ascii_lowercase().as_str() {
+            "down" => Some(SqlValue::Integer(1)),
+            "up" => Some(SqlValue::Integer(5)),
+            other => other
                 .parse::<i64>()
                 .map(SqlValue::Integer)
                 .or_else(|_| other.parse::<f64>().map(SqlValue::Real))
-                .map_err(|_| {
-                    Error::InvalidQuery(format!("{field:?} needs a number, got {text:?}"))
-                }),
+                .ok(),
         },
-    }
+    })
 }
 
 /// `FIELD op value` for the feedback fields; `None` for other fields.
@@ -454,56 +440,56 @@ pub(crate) fn cmp_sql(
 }
 
 fn feedback_cmp_sql(field: &Field, op: CmpOp, value: &Value, out: &mut Sql) -> Result<(), Error> {
-    let (sql_op, negate) = match op {
-        CmpOp::Eq => ("=", false),
-        CmpOp::Ne => ("=", true),
-        CmpOp::Lt => ("<", false),
-        CmpOp::Le => ("<=", false),
-        CmpOp::Gt => (">", false),
-        CmpOp::Ge => (">=", false),
-        CmpOp::Glob => ("LIKE", false),
-        CmpOp::NotGlob => ("LIKE", true),
-    };
+    let (sql_op, negate) = op_sql(op);
     let glob = matches!(op, CmpOp::Glob | CmpOp::NotGlob);
-    let escape = if glob { " ESCAPE '\\'" } else { "" };
     out.push(if negate { "(NOT EXISTS (" } else { "(EXISTS (" });
     out.push(&format!("SELECT 1 FROM feedback f WHERE {APPLIES} AND "));
     match field {
         Field::Rating => {
-            if glob {
-                return Err(Error::InvalidQuery("rating is a number and takes no glob".to_owned()));
-            }
+            let number = number_of(field, value)?.filter(|_| !glob).ok_or_else(|| {
+                Error::InvalidQuery(
+                    "rating takes a number from 1 to 5, up or down (= != < <= > >=)".to_owned(),
+                )
+            })?;
             out.push(&format!("f.rating {sql_op} "));
-            out.param(number_of(field, value)?);
+            out.param(number);
         }
         Field::Score(name) => {
-            out.push("json_extract(f.scores, ");
-            out.param(SqlValue::Text(score_path(name)));
-            out.push(&format!(") {sql_op} "));
-            let numeric = !glob
-                && !matches!(value, Value::Str(text) if number_of(field, &Value::Str(text.clone())).is_err());
-            if numeric {
-                out.param(number_of(field, value)?);
-            } else {
-                let text = text_of(value);
-                out.param(SqlValue::Text(if glob { like_pattern(&text) } else { text }));
-                out.push(escape);
+            let path = SqlValue::Text(score_path(name));
+            match number_of(field, value)?.filter(|_| !glob) {
+                // Numeric and boolean scores compare as numbers; a category has no number.
+                Some(number) => {
+                    out.push("json_type(f.scores, ");
+                    out.param(path.clone());
+                    out.push(
+                        ") IN ('integer', 'real', 'true', 'false') AND json_extract(f.scores, ",
+                    );
+                    out.param(path);
+                    out.push(&format!(") {sql_op} "));
+                    out.param(number);
+                }
+                // Booleans read as `true` / `false` here, as they are written.
+                None => {
+                    out.push("(CASE json_type(f.scores, ");
+                    out.param(path.clone());
+                    out.push(") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE ");
+                    out.push("json_extract(f.scores, ");
+                    out.param(path);
+                    out.push(&format!(") END) {sql_op} "));
+                    push_text(out, op, value_text(value));
+                }
             }
         }
         Field::FeedbackTag => {
             out.push(&format!("EXISTS (SELECT 1 FROM json_each(f.tags) WHERE value {sql_op} "));
-            let text = text_of(value);
-            out.param(SqlValue::Text(if glob { like_pattern(&text) } else { text }));
-            out.push(escape);
+            push_text(out, op, value_text(value));
             out.push(")");
         }
         Field::Correction | Field::Feedback => {
             let column =
                 if *field == Field::Correction { "f.correction_text" } else { "f.comment" };
             out.push(&format!("{column} {sql_op} "));
-            let text = text_of(value);
-            out.param(SqlValue::Text(if glob { like_pattern(&text) } else { text }));
-            out.push(escape);
+            push_text(out, op, value_text(value));
         }
         other => {
             return Err(Error::InvalidQuery(format!("{other:?} is not a feedback field")));

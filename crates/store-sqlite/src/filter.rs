@@ -73,8 +73,10 @@ fn column(field: &Field) -> Result<Column, Error> {
         | Field::FeedbackTag
         | Field::Correction
         | Field::Feedback => {
+            // `feedback::exists_sql` and `feedback::cmp_sql` take these before a column is
+            // looked up.
             return Err(Error::InvalidQuery(format!(
-                "feedback fields ({field:?}) are not searchable in this store yet"
+                "{field:?} is a feedback field and has no span column"
             )));
         }
     })
@@ -159,7 +161,7 @@ fn exists_sql(field: &Field, out: &mut Sql) -> Result<(), Error> {
 }
 
 /// `*` and `?` to a `LIKE` pattern with `\` as the escape (LIKE is case-insensitive for ASCII).
-fn like_pattern(glob: &str) -> String {
+pub(crate) fn like_pattern(glob: &str) -> String {
     let mut res = String::with_capacity(glob.len());
     for c in glob.chars() {
         match c {
@@ -175,7 +177,8 @@ fn like_pattern(glob: &str) -> String {
     res
 }
 
-fn value_text(value: &Value) -> String {
+/// A value as text, for text columns and globs.
+pub(crate) fn value_text(value: &Value) -> String {
     match value {
         Value::Str(text) => text.clone(),
         Value::Int(i) => i.to_string(),
@@ -205,7 +208,20 @@ fn value_number(field: &Field, value: &Value) -> Result<SqlValue, Error> {
     }
 }
 
-fn op_sql(op: CmpOp) -> (&'static str, bool) {
+/// Appends `text` as the right side of a comparison made with [`op_sql`]: as a `LIKE` pattern
+/// with its escape clause when `op` is a glob, else as it is.
+pub(crate) fn push_text(out: &mut Sql, op: CmpOp, text: String) {
+    if matches!(op, CmpOp::Glob | CmpOp::NotGlob) {
+        out.param(SqlValue::Text(like_pattern(&text)));
+        out.push(" ESCAPE '\\'");
+    } else {
+        out.param(SqlValue::Text(text));
+    }
+}
+
+/// The SQL operator for `op`, and whether the comparison is negated (`!=` is `not =`, `!~` is
+/// `not ~`).
+pub(crate) fn op_sql(op: CmpOp) -> (&'static str, bool) {
     match op {
         CmpOp::Eq => ("=", false),
         CmpOp::Ne => ("=", true),
@@ -224,14 +240,11 @@ fn cmp_sql(field: &Field, op: CmpOp, value: &Value, out: &mut Sql) -> Result<(),
     }
     let (sql_op, negate) = op_sql(op);
     let glob = matches!(op, CmpOp::Glob | CmpOp::NotGlob);
-    let escape = if glob { " ESCAPE '\\'" } else { "" };
     out.push(if negate { "(NOT COALESCE(" } else { "(COALESCE(" });
     match column(field)? {
         Column::Text(col) => {
-            let text = value_text(value);
             out.push(&format!("{col} {sql_op} "));
-            out.param(SqlValue::Text(if glob { like_pattern(&text) } else { text }));
-            out.push(escape);
+            push_text(out, op, value_text(value));
         }
         Column::Int(col) | Column::Real(col) => {
             if glob {
@@ -251,8 +264,7 @@ fn cmp_sql(field: &Field, op: CmpOp, value: &Value, out: &mut Sql) -> Result<(),
                 }
                 _ => {
                     out.push(&format!("lower(hex({col})) {sql_op} "));
-                    out.param(SqlValue::Text(if glob { like_pattern(&text) } else { text }));
-                    out.push(escape);
+                    push_text(out, op, text);
                 }
             }
         }
@@ -260,10 +272,8 @@ fn cmp_sql(field: &Field, op: CmpOp, value: &Value, out: &mut Sql) -> Result<(),
             if !matches!(op, CmpOp::Eq | CmpOp::Ne | CmpOp::Glob | CmpOp::NotGlob) {
                 return Err(Error::InvalidQuery("tag takes = != ~ !~".to_owned()));
             }
-            let text = value_text(value);
             out.push(&format!("EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value {sql_op} "));
-            out.param(SqlValue::Text(if glob { like_pattern(&text) } else { text }));
-            out.push(escape);
+            push_text(out, op, value_text(value));
             out.push(")");
         }
         Column::Attr { scope, key } => {
@@ -275,9 +285,7 @@ fn cmp_sql(field: &Field, op: CmpOp, value: &Value, out: &mut Sql) -> Result<(),
             if numeric && !glob {
                 out.param(value_number(field, value)?);
             } else {
-                let text = value_text(value);
-                out.param(SqlValue::Text(if glob { like_pattern(&text) } else { text }));
-                out.push(escape);
+                push_text(out, op, value_text(value));
             }
         }
     }

@@ -5,7 +5,8 @@
 //! - `spans`: one row per span. The columns filters and sorts use are denormalized (project,
 //!   trace and span ids as blobs, start, duration, name, kind, service, type, status, own
 //!   operation id, model, provider, tokens, cost, session, user, environment, tags), so its rows
-//!   stay small and filters scan many per page.
+//!   stay small and filters scan many per page. Each row also has its retention tier (see
+//!   `retention`).
 //! - `span_docs`: the raw span and its view, together as one blob per span (keyed by the span's
 //!   rowid): JSON compressed with LZ4 (see `codec`).
 //!   Raw and view repeat the prompt and completion, and LZ4 removes that repeat, so a typical
@@ -15,8 +16,9 @@
 //!   operation, session, user), updated in the same transaction as the spans, from the newly
 //!   inserted spans only. A span without its own operation id takes its trace's
 //!   `root_operation` at read time, so it does not matter whether the root arrived first.
-//! - `api_keys`, the feedback and dataset tables (see `feedback`, `datasets`) and
-//!   `schema_migrations` (see `schema`).
+//! - `api_keys`, the feedback and dataset tables (see `feedback`, `datasets`), the tail-sampling
+//!   tables (see `sampling`), per-project `state` records (see `state`) and `schema_migrations`
+//!   (see `schema`).
 //! - `search.db`, a second file: the full-text index (FTS5, contentless, no positions) of each
 //!   span's searchable text (messages, free-form input/output, documents), keyed by the span's
 //!   rowid. It is derived data, maintained by a background thread (see `search`), so indexing
@@ -33,15 +35,23 @@
 //! transaction with prepared statements: the pipeline's group commit turns many requests into
 //! one call, so the cost of the commit's fsync is shared. With the default [`Durability::Full`]
 //! (`synchronous=FULL`) a returned write survives a crash of the process or of the machine.
+//!
+//! # Deleted means gone
+//!
+//! Both files are written with `PRAGMA secure_delete = ON` and the full-text table has FTS5's
+//! `secure-delete` option; `purge_deleted` merges the index and checkpoints and truncates both
+//! write-ahead logs, after which no file holds deleted or replaced content (see `retention`).
 
 mod codec;
 mod datasets;
 mod feedback;
 mod filter;
 mod read;
+mod retention;
 mod sampling;
 mod schema;
 mod search;
+mod state;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -56,7 +66,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use store::{
     AggregateQuery, AggregateRow, ApiKeyRecord, Cursor, DatasetRef, FacetQuery, Facets,
-    NewDatasetVersion, Page, SpanQuery, Store, TraceQuery, TraceSummary, WriteStats,
+    NewDatasetVersion, Page, RetentionTier, SpanQuery, Store, TraceQuery, TraceSummary, WriteStats,
 };
 
 /// The database file's name inside the data dir.
@@ -95,12 +105,15 @@ pub enum Error {
     Corrupt(String),
     #[error("background task failed: {0}")]
     Task(String),
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::InvalidQuery(_) => ErrorCode::BadRequest,
+            Error::Busy(_) => ErrorCode::Unavailable,
             Error::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
                 if matches!(
                     failure.code,
@@ -236,7 +249,8 @@ impl SqliteStore {
              PRAGMA cache_size = -32768;
              PRAGMA temp_store = MEMORY;
              PRAGMA wal_autocheckpoint = 8192;
-             PRAGMA journal_size_limit = 67108864;"
+             PRAGMA journal_size_limit = 67108864;
+             PRAGMA secure_delete = ON;"
         ))?;
         codec::register_functions(&writer)?;
         schema::migrate(&mut writer)?;
@@ -490,6 +504,10 @@ impl Store for SqliteStore {
         self.feedback_put(feedback).await
     }
 
+    async fn put_feedback_batch(&self, entries: &[Feedback]) -> store::Result<()> {
+        self.feedback_put_batch(entries).await
+    }
+
     async fn get_feedback(&self, project: &ProjectId, id: &str) -> store::Result<Option<Feedback>> {
         self.feedback_get(project, id).await
     }
@@ -627,6 +645,57 @@ impl Store for SqliteStore {
         trace_id: TraceId,
     ) -> store::Result<Option<bool>> {
         self.sampling_decision_of(project, trace_id).await
+    }
+
+    // Retention and erasure: implemented in `retention.rs` and `state.rs`.
+
+    async fn span_projects(&self) -> store::Result<Vec<ProjectId>> {
+        self.retention_span_projects().await
+    }
+
+    async fn spans_below_tier(
+        &self,
+        project: &ProjectId,
+        tier: RetentionTier,
+        started_before_ns: UnixNanos,
+        limit: u32,
+    ) -> store::Result<Vec<StoredSpan>> {
+        self.retention_spans_below_tier(project, tier, started_before_ns, limit).await
+    }
+
+    async fn rewrite_spans(&self, spans: &[StoredSpan], tier: RetentionTier) -> store::Result<u64> {
+        self.retention_rewrite(spans, tier).await
+    }
+
+    async fn delete_traces_before(
+        &self,
+        project: &ProjectId,
+        started_before_ns: UnixNanos,
+        limit: u32,
+    ) -> store::Result<u64> {
+        self.retention_delete_before(project, started_before_ns, limit).await
+    }
+
+    async fn user_traces(
+        &self,
+        project: &ProjectId,
+        users: &[String],
+        after: Option<TraceId>,
+        limit: u32,
+    ) -> store::Result<Vec<TraceId>> {
+        self.retention_user_traces(project, users, after, limit).await
+    }
+
+    async fn purge_deleted(&self) -> store::Result<()> {
+        self.purge().await
+    }
+
+    async fn get_state(&self, project: &ProjectId, key: &str) -> store::Result<Option<String>> {
+        self.state_get(project, key).await
+    }
+
+    async fn put_state(&self, project: &ProjectId, key: &str, value: &str) -> store::Result<()> {
+        self.state_put(project, key, value).await
     }
 }
 

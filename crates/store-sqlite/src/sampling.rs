@@ -325,11 +325,9 @@ fn delete(conn: &mut Connection, inner: &Inner, keys: &BTreeSet<TraceKey>) -> Re
 }
 
 /// Deletes the full-text entries of deleted spans from `search.db`.
-fn delete_index_entries(inner: &Inner, rowids: &[i64]) -> Result<(), Error> {
+pub(crate) fn delete_index_entries(inner: &Inner, rowids: &[i64]) -> Result<(), Error> {
     let _guard = inner.indexer.shared().index_lock.lock().unwrap_or_else(|e| e.into_inner());
-    let conn = Connection::open(&inner.search_path)
-        .map_err(|source| Error::Open { path: inner.search_path.clone(), source })?;
-    conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
+    let conn = crate::search::open_writer(&inner.search_path)?;
     let tx = conn.unchecked_transaction()?;
     {
         let mut delete = tx.prepare_cached("DELETE FROM spans_fts WHERE rowid = ?1")?;

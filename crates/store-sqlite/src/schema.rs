@@ -14,11 +14,18 @@ use crate::Error;
 /// Version 3 moves the full-text index out to `search.db` (see `search.rs`).
 /// Version 4 moves the span records (`doc`) out of `spans` into `span_docs`.
 /// Version 5 adds the tail-sampling tables (see `sampling.rs`).
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, V1), (2, crate::feedback::MIGRATION), (3, V3), (4, V4), (5, crate::sampling::MIGRATION)];
+/// Version 6 adds retention tiers, the user index and state records (see `retention.rs`).
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, V1),
+    (2, crate::feedback::MIGRATION),
+    (3, V3),
+    (4, V4),
+    (5, crate::sampling::MIGRATION),
+    (6, crate::retention::MIGRATION),
+];
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 5;
+pub(crate) const LATEST_VERSION: i64 = 6;
 
 /// The full-text index is rebuilt in `search.db` from the stored spans at open.
 const V3: &str = "DROP TABLE IF EXISTS spans_fts;";

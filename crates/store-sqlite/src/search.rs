@@ -8,6 +8,11 @@
 //! them. After a crash (or if the file is deleted or from another index version) it catches up
 //! or rebuilds from the stored spans at open.
 //!
+//! **Deletes leave nothing behind:** every connection that writes the file runs with
+//! `PRAGMA secure_delete = ON` (freed space and pages are zeroed), and the table has FTS5's
+//! `secure-delete` option, so deleting a row removes its tokens from the index (instead of
+//! adding a delete marker beside them). Retention and erasure rely on both (see `retention`).
+//!
 //! **Lag:** a full-text query first waits until the index covers every span stored when the
 //! query started (at most [`MAX_WAIT`]), so a search sees all spans acknowledged before it;
 //! under sustained overload it may miss the newest spans after that wait.
@@ -104,6 +109,7 @@ pub(crate) fn open_index(path: &Path) -> Result<(Connection, i64), Error> {
          PRAGMA synchronous = NORMAL;
          PRAGMA busy_timeout = 10000;
          PRAGMA cache_size = -16384;
+         PRAGMA secure_delete = ON;
          CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
     )?;
     let version: Option<i64> = conn
@@ -112,6 +118,8 @@ pub(crate) fn open_index(path: &Path) -> Result<(Connection, i64), Error> {
     if version != Some(INDEX_VERSION) {
         reset_index(&conn)?;
     }
+    // Persistent in the table; set at every open so indexes made before it get it too.
+    conn.execute("INSERT INTO spans_fts (spans_fts, rank) VALUES ('secure-delete', 1)", [])?;
     let indexed_upto: i64 =
         conn.query_row("SELECT value FROM meta WHERE key = 'indexed_upto'", [], |row| row.get(0))?;
     Ok((conn, indexed_upto))
@@ -268,6 +276,14 @@ fn checkpoint(source: &Connection) {
     }
 }
 
+/// Opens `search.db` for a write beside the indexer's (deletes, re-indexing, merging).
+pub(crate) fn open_writer(search_path: &Path) -> Result<Connection, Error> {
+    let conn = Connection::open(search_path)
+        .map_err(|source| Error::Open { path: search_path.to_owned(), source })?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA secure_delete = ON;")?;
+    Ok(conn)
+}
+
 /// Replaces the indexed text of spans already indexed (view updates); spans not indexed yet
 /// are indexed from their new view by the thread.
 pub(crate) fn reindex(
@@ -277,9 +293,7 @@ pub(crate) fn reindex(
 ) -> Result<(), Error> {
     let _guard = shared.index_lock.lock().unwrap_or_else(|e| e.into_inner());
     let indexed_upto = shared.indexed_upto();
-    let conn = Connection::open(search_path)
-        .map_err(|source| Error::Open { path: search_path.to_owned(), source })?;
-    conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
+    let conn = open_writer(search_path)?;
     let tx = conn.unchecked_transaction()?;
     {
         let mut delete = tx.prepare_cached("DELETE FROM spans_fts WHERE rowid = ?1")?;

@@ -359,7 +359,11 @@ pub(crate) fn update_views(
 }
 
 /// Recomputes a trace's roll-up from all its stored spans.
-fn rebuild_rollup(tx: &Transaction<'_>, project: &ProjectId, trace_id: &[u8]) -> Result<(), Error> {
+pub(crate) fn rebuild_rollup(
+    tx: &Transaction<'_>,
+    project: &ProjectId,
+    trace_id: &[u8],
+) -> Result<(), Error> {
     let mut select = tx.prepare_cached(
         "SELECT parent_span_id IS NULL, start_ns, end_ns, name, service, span_type, status,
             operation, input_tokens, output_tokens, cost, session, user

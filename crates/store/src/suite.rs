@@ -17,6 +17,7 @@
 //! the check is about projects.
 
 pub mod feedback;
+pub mod retention;
 
 use std::collections::BTreeMap;
 use std::future::Future;

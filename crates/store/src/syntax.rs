@@ -58,7 +58,7 @@ enum FieldKind {
     Number,
     /// A duration with a unit.
     Duration,
-    /// Raw attributes: the literal decides (number, boolean or text).
+    /// Raw attributes and scores: the literal decides (number, boolean or text).
     Any,
 }
 
@@ -148,10 +148,12 @@ fn resolve_field(word: &str) -> Option<Target> {
         ("resource.", Field::ResourceAttr),
         ("score.", Field::Score),
     ] {
+        // A score is numeric, categorical or boolean (its score config decides), so its
+        // literal decides the type, as for attributes: `score.csat <= 2`,
+        // `score.verdict = fail`, `score.correct = false`.
         if lower.starts_with(prefix) && word.len() > prefix.len() {
             let key = &word[prefix.len()..];
-            let kind = if prefix == "score." { FieldKind::Number } else { FieldKind::Any };
-            return Some(Target::Field(make(unquote_key(key)), kind));
+            return Some(Target::Field(make(unquote_key(key)), FieldKind::Any));
         }
     }
     field_specs()
@@ -682,7 +684,10 @@ fn format_value(field: &Field, value: &Value) -> String {
     };
     match value {
         Value::Str(text) => {
-            let is_any = matches!(field, Field::Attr(_) | Field::ResourceAttr(_) | Field::Rating);
+            let is_any = matches!(
+                field,
+                Field::Attr(_) | Field::ResourceAttr(_) | Field::Rating | Field::Score(_)
+            );
             let looks_typed = number(text).is_some()
                 || text.eq_ignore_ascii_case("true")
                 || text.eq_ignore_ascii_case("false");
@@ -889,6 +894,23 @@ mod tests {
             expect![[r#"
                 (and (exists Attr("gen_ai.request.seed")) (exists Session) (not (exists Correction)))
                 has attr."gen_ai.request.seed" and has session and not has correction"#]],
+        );
+    }
+
+    #[test]
+    fn scores_of_every_type() {
+        check(
+            r#"score.csat <= 2 score.verdict = "fail" score.correct = false score.tone ~ "pol*""#,
+            expect![[r#"
+                (and (Score("csat") Le Int(2)) (Score("verdict") Eq Str("fail")) (Score("correct") Eq Bool(false)) (Score("tone") Glob Str("pol*")))
+                score.csat <= 2 and score.verdict = fail and score.correct = false and score.tone ~ pol*"#]],
+        );
+        // No `in`: a set of categories is an `or`. A quoted number stays a category.
+        check(
+            r#"(score.verdict = fail or score.verdict = partial) and score.grade = "1""#,
+            expect![[r#"
+                (and (or (Score("verdict") Eq Str("fail")) (Score("verdict") Eq Str("partial"))) (Score("grade") Eq Str("1")))
+                (score.verdict = fail or score.verdict = partial) and score.grade = "1""#]],
         );
     }
 

@@ -126,3 +126,28 @@ fn store_url_selects_clickhouse_with_a_spill_in_the_data_dir() {
     let raw = load(None, &[]).unwrap();
     assert!(Config::from_raw(raw).unwrap().clickhouse.is_none(), "sqlite by default");
 }
+
+#[test]
+fn feedback_grace_period_from_file_and_env() {
+    let grace_period = |toml_text: &str, env: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loupe.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        let env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        match load(Some(&path), &env).and_then(Config::from_raw) {
+            Ok(config) => format!("{}s", config.feedback.grace_period_ns / 1_000_000_000),
+            Err(error) => format!("{error:#}"),
+        }
+    };
+    expect!["600s"].assert_eq(&grace_period("", &[]));
+    expect!["30s"].assert_eq(&grace_period("[feedback]\ngrace_period = \"30s\"\n", &[]));
+    expect!["7200s"].assert_eq(&grace_period(
+        "[feedback]\ngrace_period = \"30s\"\n",
+        &[("LOUPE_FEEDBACK__GRACE_PERIOD", "2h")],
+    ));
+    expect![[r#"feedback.grace_period: cannot read duration "soon"; use a duration with a unit, e.g. "30s", "10m" or "1h""#]]
+        .assert_eq(&grace_period("[feedback]\ngrace_period = \"soon\"\n", &[]));
+    expect![[r#"feedback.grace_period must be at least 1s; use a duration with a unit, e.g. "30s", "10m" or "1h""#]]
+        .assert_eq(&grace_period("[feedback]\ngrace_period = \"500ms\"\n", &[]));
+}

@@ -488,7 +488,16 @@ async fn console_stays_on_its_own_origin() {
 
     // The shell: never cached, same-origin CSP, and served for deep links too.
     let deep_link = format!("/traces/{TRACE_ID}/spans/{GENERATE_SPAN_ID}");
-    for path in ["/", "/traces", &deep_link, "/sessions/sess_91ab", "/dashboard"] {
+    for path in [
+        "/",
+        "/traces",
+        &deep_link,
+        "/sessions/sess_91ab",
+        "/dashboard",
+        "/settings",
+        "/datasets/refunds/versions/2",
+        "/evals",
+    ] {
         let response = app.get(path, &[]).await;
         response.assert_status(200);
         assert_eq!(response.header("content-type"), Some("text/html; charset=utf-8"), "{path}");
@@ -517,7 +526,14 @@ async fn console_stays_on_its_own_origin() {
     let Some(browser) = Browser::start().await else { return };
     ingest(&app, &fixture(), TRACE_ID).await;
     let origin = app.http_url.clone();
-    for path in ["/traces".to_owned(), format!("/traces/{TRACE_ID}"), "/dashboard".to_owned()] {
+    for path in [
+        "/traces".to_owned(),
+        format!("/traces/{TRACE_ID}"),
+        "/dashboard".to_owned(),
+        "/settings".to_owned(),
+        "/datasets".to_owned(),
+        "/evals".to_owned(),
+    ] {
         browser.goto(&url(&app, &path)).await;
         browser.wait_for("main section").await;
         browser
@@ -611,5 +627,330 @@ async fn five_thousand_span_trace_draws_only_the_rows_in_view() {
         )
         .await;
     browser.screenshot("trace-5000").await;
+    browser.close().await;
+}
+
+/// Pipeline settings with secrets in them, to check the Settings page never shows those.
+const SETTINGS_CONFIG: &str = r#"
+[pipeline.redact]
+key = "redaction-key-that-must-stay-secret"
+allow_keys = ["app.ticket_subject"]
+
+[[pipeline.redact.patterns]]
+kind = "order_id"
+regex = "ORD-[0-9]{6}-SECRETREGEX"
+
+[[pipeline.redact.values]]
+kind = "customer"
+values = ["Acme Corp", "Globex"]
+
+[pipeline.content.projects.billing]
+record = false
+
+[[pipeline.price.models]]
+provider = "acme-internal"
+pattern = "house-model-*"
+effective = "2025-01-02"
+input = "0.20"
+output = "0.40"
+
+[pipeline.sample]
+enabled = true
+
+[[pipeline.sample.policies]]
+name = "errors"
+type = "status_code"
+status_codes = ["ERROR"]
+"#;
+
+async fn send_json(
+    app: &App,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> test_support::Response {
+    app.request(
+        method,
+        path,
+        &[("content-type", "application/json")],
+        Some(body.to_string().into_bytes()),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_api_shows_the_effective_config_without_secrets_and_manages_keys() {
+    let app = spawn_app(SETTINGS_CONFIG).await;
+    let response = app.get("/api/v1/settings", &[]).await;
+    response.assert_status(200);
+    let text = response.text();
+    for secret in ["redaction-key-that-must-stay-secret", "SECRETREGEX", "Acme Corp", "Globex"] {
+        assert!(!text.contains(secret), "settings leak {secret:?}: {text}");
+    }
+    let settings = response.json();
+    assert_eq!(settings["project"], "default");
+    let models = settings["price"]["models"].as_array().expect("price rows");
+    assert!(models.len() > 10, "built-in prices are listed too: {}", models.len());
+    let house = models.iter().find(|m| m["pattern"] == "house-model-*").expect("config price");
+    assert_eq!(
+        (house["input"].as_str(), house["output"].as_str(), house["from_config"].as_bool()),
+        (Some("0.2"), Some("0.4"), Some(true))
+    );
+    // 2025-01-02 is day 20090 since 1970-01-01.
+    assert_eq!(house["effective_day"], 20090);
+    assert_eq!(settings["redact"]["patterns"], json!(["order_id"]));
+    assert_eq!(
+        settings["redact"]["values"],
+        json!([{"kind": "customer", "n_values": 2, "ignore_case": false}])
+    );
+    assert_eq!(settings["redact"]["allow_keys"], json!(["app.ticket_subject"]));
+    assert_eq!(settings["content"]["policy"]["record"], true);
+    assert!(settings["content"].get("projects").is_none(), "other projects stay hidden");
+    assert_eq!(settings["sample"]["policies"][0]["name"], "errors");
+
+    // Keys: created (shown once), listed without the key, usable, revoked.
+    let created =
+        send_json(&app, reqwest::Method::POST, "/api/v1/keys", json!({"name": "ci"})).await;
+    created.assert_status(201);
+    let created = created.json();
+    let key = created["key"].as_str().expect("the key").to_owned();
+    assert!(key.starts_with("lp_"), "{key}");
+    let list = app.get_json("/api/v1/keys").await;
+    assert_eq!(list["keys"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list["keys"][0]["name"], "ci");
+    assert_eq!(list["keys"][0]["id"], created["id"]);
+    assert!(!list.to_string().contains(&key[7..]), "the list never holds the key: {list}");
+    let with_key = app.get("/api/v1/settings", &[("x-loupe-api-key", &key)]).await;
+    with_key.assert_status(200);
+    let empty_name =
+        send_json(&app, reqwest::Method::POST, "/api/v1/keys", json!({"name": " "})).await;
+    empty_name.assert_status(400);
+    let id = created["id"].as_str().expect("key id");
+    let revoke =
+        app.request(reqwest::Method::DELETE, &format!("/api/v1/keys/{id}"), &[], None).await;
+    revoke.assert_status(204);
+    assert_eq!(app.get_json("/api/v1/keys").await["keys"], json!([]));
+    let again =
+        app.request(reqwest::Method::DELETE, &format!("/api/v1/keys/{id}"), &[], None).await;
+    again.assert_status(404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_page_lists_prices_and_manages_score_configs_and_keys() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(SETTINGS_CONFIG).await;
+    browser.goto(&url(&app, "/settings")).await;
+    browser.wait_for("tr.price-row[data-pattern='house-model-*']").await;
+    let n_rows = browser
+        .wait_js("price rows", "return document.querySelectorAll('tr.price-row').length")
+        .await;
+    assert!(n_rows.as_u64().unwrap_or(0) > 10, "the whole table: {n_rows}");
+    let search = browser.wait_for("input[aria-label='Search prices']").await;
+    search.send_keys("house").await.expect("type a search");
+    browser
+        .wait_js(
+            "the search to narrow the table",
+            "return [...document.querySelectorAll('tr.price-row')].filter(r => !r.hidden).length === 1",
+        )
+        .await;
+    let row = browser.text("tr.price-row[data-pattern='house-model-*']").await;
+    assert!(
+        row.contains("acme-internal") && row.contains("$0.2") && row.contains("2025-01-02"),
+        "{row}"
+    );
+    let redaction = browser.text("#redaction").await;
+    assert!(
+        redaction.contains("order_id") && redaction.contains("customer: 2 values"),
+        "{redaction}"
+    );
+    assert!(!redaction.contains("Acme") && !redaction.contains("SECRETREGEX"), "{redaction}");
+    let sampling = browser.text("#sampling").await;
+    assert!(sampling.contains("errors"), "{sampling}");
+
+    // Score configs: create one, see it, delete it.
+    browser
+        .wait_for("#scores input[aria-label='Score name']")
+        .await
+        .send_keys("helpfulness")
+        .await
+        .expect("name");
+    browser.click("#scores button[type='submit']").await;
+    let score = browser.text("tr[data-score='helpfulness']").await;
+    assert!(score.contains("number 1 to 5"), "{score}");
+    assert_eq!(
+        app.get_json("/api/v1/score-configs").await["score_configs"][0]["name"],
+        "helpfulness"
+    );
+    browser.client.execute("window.confirm = () => true", vec![]).await.expect("auto-confirm");
+    browser.click("button[aria-label='Delete score helpfulness']").await;
+    browser
+        .wait_js(
+            "the score row to go",
+            "return !document.querySelector(\"tr[data-score='helpfulness']\")",
+        )
+        .await;
+    assert_eq!(app.get_json("/api/v1/score-configs").await["score_configs"], json!([]));
+
+    // API keys: create one, see it once, and listed.
+    browser
+        .wait_for("#keys input[aria-label='Key name']")
+        .await
+        .send_keys("console-ci")
+        .await
+        .expect("name");
+    browser.click("#keys button[type='submit']").await;
+    let shown = browser.text(".new-key-value").await;
+    assert!(shown.starts_with("lp_") && shown.len() == 43, "{shown}");
+    let listed = browser.text("#keys tr[data-key-id]").await;
+    assert!(listed.contains("console-ci") && listed.contains(&shown[..7]), "{listed}");
+    assert!(!listed.contains(&shown[7..]), "the list shows a prefix only: {listed}");
+    browser.client.execute("window.scrollTo(0, 0)", vec![]).await.expect("scroll");
+    browser.screenshot("settings").await;
+
+    // Usable at 800 px: nothing wider than the window.
+    browser.client.set_window_size(800, 900).await.expect("resize");
+    browser
+        .wait_js(
+            "no horizontal scroll at 800 px",
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+        )
+        .await;
+    browser.screenshot("settings-800").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datasets_page_shows_versions_items_with_sources_and_exports() {
+    let Some((app, browser)) = setup(false).await else { return };
+    let created = send_json(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/datasets",
+        json!({"name": "refunds", "description": "refund answers", "q": "type = llm"}),
+    )
+    .await;
+    created.assert_status(201);
+    let v2 = send_json(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/datasets/refunds/versions",
+        json!({"note": "reviewed by support"}),
+    )
+    .await;
+    v2.assert_status(201);
+    let n_items = v2.json()["version"]["n_items"].as_u64().expect("n_items");
+    assert!(n_items >= 1);
+    // A tag given on the trace is offered when tagging one of its spans, and so are the
+    // categories of the score configs.
+    let feedback = send_json(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/feedback",
+        json!({"trace_id": TRACE_ID, "tags": ["late-delivery"], "source": "human", "author": "test"}),
+    )
+    .await;
+    feedback.assert_status(201);
+    send_json(
+        &app,
+        reqwest::Method::PUT,
+        "/api/v1/score-configs/issue",
+        json!({"type": "categorical", "values": ["wrong-policy", "tone"]}),
+    )
+    .await
+    .assert_status(200);
+
+    browser.goto(&url(&app, "/datasets")).await;
+    let row = browser.text("tr[data-dataset='refunds']").await;
+    assert!(row.contains("v2") && row.contains(&n_items.to_string()), "{row}");
+    browser.screenshot("datasets").await;
+    browser.click("tr[data-dataset='refunds'] a").await;
+    let versions = browser.text("table[aria-label='Versions']").await;
+    assert!(versions.contains("v1") && versions.contains("v2"), "{versions}");
+    assert!(
+        versions.contains("reviewed by support") && versions.contains("type = llm"),
+        "{versions}"
+    );
+    browser.wait_for("tr[data-item-id]").await;
+    let splits = browser.text(".split-counts").await;
+    assert!(splits.contains(&format!("of {n_items} items")), "{splits}");
+
+    // One download link per export format, each answering with the file.
+    for format in ["openai", "preference", "anthropic", "hf", "csv", "eval"] {
+        let href = browser
+            .wait_js(
+                &format!("the {format} link"),
+                &format!("return document.querySelector(\"a[data-format='{format}']\")?.getAttribute('href')"),
+            )
+            .await;
+        let href = href.as_str().expect("an href");
+        assert!(href.contains(&format!("format={format}")) && href.contains("version=2"), "{href}");
+        app.get(href, &[]).await.assert_status(200);
+    }
+    browser.screenshot("dataset").await;
+
+    // An item links back to the call it came from.
+    let link = browser
+        .wait_js(
+            "a source link",
+            "return document.querySelector('a.source-link')?.getAttribute('href')",
+        )
+        .await;
+    let link = link.as_str().expect("href").to_owned();
+    assert!(link.starts_with(&format!("/traces/{TRACE_ID}/spans/")), "{link}");
+    browser.click("a.source-link").await;
+    browser.wait_js("the trace page", &format!("return location.pathname === '{link}'")).await;
+    browser.wait_for(".wf-row.is-selected").await;
+    let span_id = link.rsplit('/').next().expect("span id");
+    browser
+        .wait_js("the source span selected", &format!("return document.querySelector('.wf-row.is-selected')?.dataset.spanId === '{span_id}' || location.pathname.endsWith('{span_id}')"))
+        .await;
+
+    // Tags already used in the project are suggested.
+    browser.goto(&url(&app, &format!("/traces/{TRACE_ID}/spans/{GENERATE_SPAN_ID}"))).await;
+    browser
+        .wait_js(
+            "tag suggestions",
+            "const values = [...document.querySelectorAll('.feedback datalist option')].map(o => o.value); \
+             return values.includes('late-delivery') && values.includes('wrong-policy')",
+        )
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evals_page_offers_suites_and_says_runs_are_not_recorded() {
+    let Some((app, browser)) = setup(false).await else { return };
+    send_json(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/datasets",
+        json!({"name": "refunds", "q": "type = llm"}),
+    )
+    .await
+    .assert_status(201);
+    browser.goto(&url(&app, "/evals")).await;
+    let runs = browser.text(".evals .empty").await;
+    assert!(runs.contains("records no eval runs yet"), "{runs}");
+    let suite = browser
+        .text("table[aria-label='Eval suites from datasets'] tr[data-dataset='refunds']")
+        .await;
+    assert!(suite.contains("v1"), "{suite}");
+    let href = browser
+        .wait_js("the suite link", "return document.querySelector(\"tr[data-dataset='refunds'] a[download]\")?.getAttribute('href')")
+        .await;
+    let response = app.get(href.as_str().expect("href"), &[]).await;
+    response.assert_status(200);
+    assert!(response.text().contains("cases:"), "an eval suite: {}", response.text());
+
+    browser
+        .wait_for("input[aria-label='Trace id']")
+        .await
+        .send_keys(TRACE_ID)
+        .await
+        .expect("trace id");
+    browser.click(".evals form button[type='submit']").await;
+    let yaml = browser.text("pre.suite-yaml").await;
+    assert!(yaml.contains("cases:") && yaml.contains(TRACE_ID), "{yaml}");
+    browser.screenshot("evals").await;
     browser.close().await;
 }

@@ -59,5 +59,22 @@ async fn processed_spans_are_forwarded_to_the_fanout_endpoint() {
     assert!(!user.contains("h_38d2"), "raw user id forwarded: {user}");
     assert!(user.contains("<user:u_"), "user id hashed: {user}");
     assert!(attr("llm.generate", "loupe.cost.usd").is_some(), "cost attached");
+
+    // The exporter's counters and buffer depth are on /metrics, labelled by its name.
+    let label = format!("{{exporter=\"http://{addr}/v1/traces\"}}");
+    let metrics = test_support::eventually(Duration::from_secs(10), "fan-out metrics", || async {
+        let text = app.get("/metrics", &[]).await.text();
+        text.contains(&format!("loupe_processor_fanout_sent_spans_total{label} 8")).then_some(text)
+    })
+    .await;
+    for series in [
+        format!("loupe_processor_fanout_dropped_spans_total{label} 0"),
+        format!("loupe_processor_fanout_failed_spans_total{label} 0"),
+        format!("loupe_processor_fanout_retries_total{label} 0"),
+        format!("loupe_processor_fanout_buffered_spans{label} 0"),
+        "# TYPE loupe_processor_fanout_buffered_spans gauge".to_owned(),
+    ] {
+        assert!(metrics.lines().any(|line| line == series), "{series} in:\n{metrics}");
+    }
     server.abort();
 }

@@ -297,3 +297,87 @@ async fn feedback_racing_its_span_attaches_under_load() {
     let one = app.get_json(&format!("/api/v1/traces/{}/feedback", traces[7])).await;
     assert_eq!(one["feedback"].as_array().unwrap().len(), 1);
 }
+
+/// Feedback on a span id that never arrives is reported as `orphaned` once the configured grace
+/// period (`[feedback] grace_period`) has passed, and still attaches if the span turns up later.
+#[tokio::test]
+async fn feedback_without_its_span_is_orphaned_after_the_grace_period() {
+    let app = spawn_app("[feedback]\ngrace_period = \"1s\"\n").await;
+    let answer = post_json(
+        &app,
+        "/api/v1/feedback",
+        json!({"span_id": "00000000000000ee", "rating": "down", "tags": ["late"]}),
+    )
+    .await;
+    assert_eq!(answer.0, 202, "{answer:?}");
+    assert_eq!(answer.1["feedback"][0]["status"], "pending");
+    let id = answer.1["feedback"][0]["id"].as_str().unwrap().to_owned();
+
+    let entry = test_support::eventually(
+        std::time::Duration::from_secs(20),
+        "the entry to be reported as orphaned",
+        || async {
+            let entry = app.get_json(&format!("/api/v1/feedback/{id}")).await;
+            (entry["status"] == "orphaned").then_some(entry)
+        },
+    )
+    .await;
+    expect![[r#"no span with id 00000000000000ee was recorded within 1s of this feedback (the grace period); check the id"#]]
+        .assert_eq(entry["message"].as_str().unwrap_or("?"));
+    let pending = app.get_json("/api/v1/feedback/pending").await;
+    let statuses: Vec<&Value> =
+        pending["feedback"].as_array().unwrap().iter().map(|f| &f["status"]).collect();
+    assert_eq!(statuses, [&json!("orphaned")], "{pending}");
+
+    // A span that arrives after all still gets its feedback.
+    let span = otlp::span(crate::trace_id(7700), 0xee, None, "late_call", 1_000, 2_000);
+    app.post_otlp_protobuf(otlp::encode(&otlp::request("late", vec![span])))
+        .await
+        .assert_status(200);
+    let entry = app.get_json(&format!("/api/v1/feedback/{id}")).await;
+    assert_eq!(entry["status"], "attached", "{entry}");
+    let found = app.get_json("/api/v1/spans?q=feedback.tag%20%3D%20late").await;
+    assert_eq!(found["spans"][0]["name"], "late_call", "{found}");
+}
+
+/// A grace period without a unit (here from `LOUPE_FEEDBACK__GRACE_PERIOD`) stops `loupe serve`
+/// with a message saying what to write.
+#[tokio::test]
+async fn a_grace_period_without_a_unit_is_refused() {
+    /// Kills the server if it started after all, so a failing test leaves nothing running.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let app = spawn_app(ZERO_CONFIG).await;
+    let child = app
+        .command()
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+        .env("LOUPE_FEEDBACK__GRACE_PERIOD", "10")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Reap(child);
+    let status = test_support::eventually(
+        std::time::Duration::from_secs(30),
+        "loupe serve to refuse the config",
+        || {
+            let res = child.0.try_wait().unwrap();
+            async move { res }
+        },
+    )
+    .await;
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "feedback.grace_period: 10 has no unit; use a duration with a unit, e.g. \"30s\", \"10m\" or \"1h\""
+        ),
+        "{stderr}"
+    );
+}

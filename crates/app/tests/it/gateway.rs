@@ -149,3 +149,102 @@ async fn unknown_route_lists_the_configured_routes() {
         "unknown route \"nope\"; configured routes: anthropic, openai"
     );
 }
+
+const ALPHA_KEY: &str = "lp_alpha_gateway_test_0001";
+const BETA_KEY: &str = "lp_beta_gateway_test_0001";
+
+/// Keys required; projects `alpha` and `beta`; route `openai` passes the caller's provider key
+/// through, route `keyed` has its own (taken from `HOME`, an environment variable every process
+/// has, so the test needs no variable of its own).
+fn keys_config(upstream: &FakeLlm) -> String {
+    format!(
+        "[auth]\nrequire_key = true\n\n\
+         [[auth.keys]]\nproject = \"alpha\"\nkey = \"{ALPHA_KEY}\"\n\n\
+         [[auth.keys]]\nproject = \"beta\"\nkey = \"{BETA_KEY}\"\n\n\
+         [gateway.routes.openai]\nkind = \"openai\"\nbase_url = \"{url}\"\n\n\
+         [gateway.routes.keyed]\nkind = \"openai\"\nbase_url = \"{url}\"\napi_key_env = \"HOME\"\n",
+        url = upstream.url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loupe_api_keys_choose_the_project() {
+    let upstream = FakeLlm::start().await;
+    let app = spawn_app(&keys_config(&upstream)).await;
+    let path = format!("{}/tests/it/python/gateway_keys.py", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::process::Command::new(test_support::python())
+        .arg(&path)
+        .env("LOUPE_GATEWAY_URL", &app.http_url)
+        .env("LOUPE_ALPHA_KEY", ALPHA_KEY)
+        .env("LOUPE_BETA_KEY", BETA_KEY)
+        .output()
+        .await
+        .expect("running python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "gateway_keys.py failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        app.logs()
+    );
+    let out: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let mut rendered = String::new();
+    for (name, result) in out.as_object().unwrap() {
+        let detail = match result["message"].as_str() {
+            Some(message) => message.to_owned(),
+            None => format!("trace_id={}", result["trace_id"].as_str().map_or(0, str::len)),
+        };
+        rendered.push_str(&format!("{name}: {} {detail}\n", result["status"]));
+    }
+    expect![[r#"
+        loupe_header: 200 trace_id=32
+        loupe_key_as_api_key: 200 trace_id=32
+        same_project: 200 trace_id=32
+        other_project: 403 the api key belongs to project "alpha" but x-loupe-project names "beta"; use a key of project "beta" or drop the x-loupe-project header
+        no_loupe_key: 401 a Loupe api key is required: send it in `x-loupe-api-key` (the provider key stays in `Authorization` / `x-api-key`), or as the client's api key on a route with a provider key of its own
+        wrong_loupe_key: 401 the api key is not valid
+        loupe_key_on_passthrough_route: 401 route "openai" has no provider key of its own, so the provider key must be sent in `authorization`; send the Loupe key (lp_...) in `x-loupe-api-key` instead
+    "#]]
+    .assert_eq(&rendered);
+
+    // Each recorded call is in its key's project and only there.
+    let alpha = [("x-loupe-api-key", ALPHA_KEY)];
+    let beta = [("x-loupe-api-key", BETA_KEY)];
+    for (call, owner, other) in [
+        ("loupe_header", &alpha, &beta),
+        ("same_project", &alpha, &beta),
+        ("loupe_key_as_api_key", &beta, &alpha),
+    ] {
+        let trace_id = out[call]["trace_id"].as_str().unwrap();
+        let path = format!("/api/v1/traces/{trace_id}");
+        let tree = eventually(Duration::from_secs(10), "the recorded trace", || async {
+            let response = app.get(&path, owner).await;
+            (response.status == 200).then(|| response.json())
+        })
+        .await;
+        assert_eq!(tree["rollup"]["n_spans"], 1, "{call}");
+        assert_eq!(app.get(&path, other).await.status, 404, "{call}");
+    }
+
+    // Only the three accepted calls reached the upstream, with the provider key each route
+    // uses; no Loupe key ever left the gateway.
+    let requests = upstream.requests();
+    let authorizations: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            r.header("authorization")
+                .unwrap_or("-")
+                .replace(&std::env::var("HOME").unwrap(), "$HOME")
+        })
+        .collect();
+    assert_eq!(
+        authorizations,
+        ["Bearer sk-py-caller-0001", "Bearer $HOME", "Bearer sk-py-caller-0001"]
+    );
+    for request in &requests {
+        for (name, value) in &request.headers {
+            assert!(!value.contains("lp_"), "{name}: {value} reached the upstream");
+        }
+    }
+}

@@ -5,14 +5,19 @@ mod bad_input;
 mod cli;
 mod console;
 mod durability;
+mod erasure;
 mod fanout;
 mod feedback;
 mod gateway;
 mod grpc;
 mod http;
+mod pii;
+mod pricing;
 mod projects;
 mod python_sdk;
 mod query;
+mod retention;
+mod sampling;
 
 use test_support::Response;
 

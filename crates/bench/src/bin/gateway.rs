@@ -116,9 +116,19 @@ fn serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         let config = gateway::GatewayConfig::from_raw(raw, &|_| None)?;
         let gateway = if std::env::var_os("LOUPE_BENCH_DISCARD").is_some() {
             // Recording discarded: isolates the proxy's own cost.
-            gateway::Gateway::with_sink(config, Arc::new(Discard), data_dir.join("spill"))?
+            gateway::Gateway::with_sink(
+                config,
+                auth::Auth::open(),
+                Arc::new(Discard),
+                data_dir.join("spill"),
+            )?
         } else {
-            gateway::Gateway::new(config, pipeline.clone(), data_dir.join("spill"))?
+            gateway::Gateway::new(
+                config,
+                auth::Auth::open(),
+                pipeline.clone(),
+                data_dir.join("spill"),
+            )?
         };
         let metrics = gateway.metrics();
         let router = gateway.router().route(

@@ -12,11 +12,18 @@
 //! - query latencies at the stored span count: trace by id, latest 50 traces with a filter,
 //!   a full-text search.
 //!
+//!
+//! With `--compare-processors` it measures the pipeline's cost instead: ingest throughput with
+//! every processor on (redaction, fingerprints, content policy, prices, tail sampling, sealing)
+//! versus all off, each on a fresh server, alternating off, on, on, off in one run, and prints
+//! the ratio.
+//!
 //! Not a test: figures depend on the machine.
 //!
 //! ```sh
 //! cargo build --release -p app -p bench --bin loupe --bin loupe-bench-ingest
 //! target/release/loupe-bench-ingest --concurrency 16 --duration 55 --traces-per-request 50
+//! target/release/loupe-bench-ingest --compare-processors --concurrency 16 --duration 20
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -60,7 +67,28 @@ struct Args {
     /// Query samples per query kind.
     #[arg(long, default_value_t = 30)]
     query_samples: usize,
+    /// Instead of one load: compare ingest throughput with every pipeline processor on and with
+    /// all of them off, each on a fresh server and data dir, in the order off, on, on, off
+    /// (`--duration` seconds each), and print the ratio.
+    #[arg(long)]
+    compare_processors: bool,
 }
+
+/// Every processor that can be switched off, off. The content policy has no switch; with its
+/// defaults it only checks field sizes.
+const ALL_OFF: &str = "[erasure]\nenabled = false\n\n\
+    [pipeline.redact]\nenabled = false\n\n\
+    [pipeline.fingerprint]\nenabled = false\n\n\
+    [pipeline.price]\nenabled = false\n";
+
+/// Every processor on: the defaults (redaction, fingerprints, content policy, prices, sealing
+/// of users' content) plus tail sampling deciding every trace.
+const ALL_ON: &str = "[pipeline.sample]\nenabled = true\ndecision_wait_secs = 2\n\n\
+    [[pipeline.sample.policies]]\nname = \"errors\"\ntype = \"status_code\"\n\
+    status_codes = [\"ERROR\"]\n\n\
+    [[pipeline.sample.policies]]\nname = \"slow\"\ntype = \"latency\"\nthreshold_ms = 5000\n\n\
+    [[pipeline.sample.policies]]\nname = \"baseline\"\ntype = \"probabilistic\"\n\
+    sampling_percentage = 50\n";
 
 const PROMPT_WORDS: &str = "The customer asks about a refund for a late delivery of order \
     number 4481. Policy excerpt: refunds are accepted within thirty days of delivery when the \
@@ -215,7 +243,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(args: &Args) -> anyhow::Result<Server> {
+fn start_server(args: &Args, config: Option<&Path>) -> anyhow::Result<Server> {
     let bin = match &args.loupe_bin {
         Some(bin) => bin.clone(),
         None => std::env::current_exe()?.with_file_name("loupe"),
@@ -228,9 +256,14 @@ fn start_server(args: &Args) -> anyhow::Result<Server> {
             (Some(tmp), dir)
         }
     };
-    let mut child = Command::new(&bin)
+    let mut command = Command::new(&bin);
+    command
         .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir"])
-        .arg(&data_dir)
+        .arg(&data_dir);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
         .env("LOUPE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -271,12 +304,158 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
+/// One load: workers sending batches of agent traces until a deadline, and what they saw.
+#[derive(Clone)]
+struct Load {
+    traces_per_request: usize,
+    prompt: Arc<String>,
+    completion: Arc<String>,
+    /// Distinguishes this load's trace ids from any earlier load's.
+    run_id: u64,
+    counter: Arc<AtomicU64>,
+    spans_acked: Arc<AtomicU64>,
+    n_rejected: Arc<AtomicU64>,
+    latencies: Arc<Mutex<Vec<f64>>>,
+    /// The first trace id of each acknowledged request, with the time of the ack.
+    acked_ids: Arc<Mutex<Vec<(String, Instant)>>>,
+}
+
+impl Load {
+    fn new(traces_per_request: usize, prompt: Arc<String>, completion: Arc<String>) -> Load {
+        Load {
+            traces_per_request,
+            prompt,
+            completion,
+            run_id: now_ns(),
+            counter: Arc::new(AtomicU64::new(1)),
+            spans_acked: Arc::default(),
+            n_rejected: Arc::default(),
+            latencies: Arc::default(),
+            acked_ids: Arc::default(),
+        }
+    }
+
+    fn spawn_workers(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        concurrency: usize,
+        deadline: Instant,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..concurrency)
+            .map(|_| {
+                let (load, client, url) = (self.clone(), client.clone(), url.to_owned());
+                tokio::spawn(async move { load.work(client, url, deadline).await })
+            })
+            .collect()
+    }
+
+    async fn work(self, client: reqwest::Client, url: String, deadline: Instant) {
+        while Instant::now() < deadline {
+            let mut spans = Vec::with_capacity(self.traces_per_request * 8);
+            let mut first_id = String::new();
+            let t0 = now_ns();
+            for _ in 0..self.traces_per_request {
+                let n = self.counter.fetch_add(1, Ordering::Relaxed);
+                let mut trace_id = [0u8; 16];
+                trace_id[..8].copy_from_slice(&self.run_id.to_be_bytes());
+                trace_id[8..].copy_from_slice(&n.to_be_bytes());
+                if first_id.is_empty() {
+                    first_id = trace_id.iter().map(|b| format!("{b:02x}")).collect();
+                }
+                spans.extend(agent_trace(trace_id, t0, n, &self.prompt, &self.completion));
+            }
+            let n_spans = spans.len() as u64;
+            let body = request(spans).encode_to_vec();
+            let sent = Instant::now();
+            let response = client
+                .post(format!("{url}/v1/traces"))
+                .header("content-type", "application/x-protobuf")
+                .body(body)
+                .send()
+                .await;
+            let elapsed_ms = sent.elapsed().as_secs_f64() * 1000.0;
+            match response {
+                Ok(response) if response.status().is_success() => {
+                    let _ = response.bytes().await;
+                    self.spans_acked.fetch_add(n_spans, Ordering::Relaxed);
+                    self.latencies.lock().map(|mut l| l.push(elapsed_ms)).ok();
+                    self.acked_ids.lock().map(|mut ids| ids.push((first_id, Instant::now()))).ok();
+                }
+                Ok(response) => {
+                    self.n_rejected.fetch_add(1, Ordering::Relaxed);
+                    let retry = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(1);
+                    tokio::time::sleep(Duration::from_millis(retry * 100)).await;
+                }
+                Err(_) => {
+                    self.n_rejected.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// `--compare-processors`: throughput with every processor on versus all off, same machine,
+/// same run, alternating so drift affects both alike.
+async fn compare_processors(
+    args: &Args,
+    client: &reqwest::Client,
+    prompt: Arc<String>,
+    completion: Arc<String>,
+) -> anyhow::Result<()> {
+    if args.url.is_some() || args.data_dir.is_some() {
+        bail!("--compare-processors starts its own servers: leave out --url and --data-dir");
+    }
+    // (spans, seconds) with processors off, then on.
+    let mut totals = [(0u64, 0f64); 2];
+    for on in [false, true, true, false] {
+        let config_dir = tempfile::tempdir()?;
+        let config = config_dir.path().join("loupe.toml");
+        std::fs::write(&config, if on { ALL_ON } else { ALL_OFF })?;
+        let server = start_server(args, Some(&config))?;
+        let load = Load::new(args.traces_per_request, prompt.clone(), completion.clone());
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(args.duration);
+        for worker in load.spawn_workers(client, &server.url, args.concurrency, deadline) {
+            worker.await?;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let acked = load.spans_acked.load(Ordering::Relaxed);
+        println!(
+            "processors {}: {acked} spans acknowledged in {elapsed:.1} s = {:.0} spans/s, \
+             request latency {}",
+            if on { "on " } else { "off" },
+            acked as f64 / elapsed,
+            summary(load.latencies.lock().map(|l| l.clone()).unwrap_or_default())
+        );
+        totals[usize::from(on)].0 += acked;
+        totals[usize::from(on)].1 += elapsed;
+        drop(server);
+    }
+    let rate = |(spans, seconds): (u64, f64)| spans as f64 / seconds.max(f64::EPSILON);
+    let (off, on) = (rate(totals[0]), rate(totals[1]));
+    println!(
+        "all processors on: {on:.0} spans/s; all off: {off:.0} spans/s; on/off = {:.2} \
+         ({:.0}% slower)",
+        on / off,
+        (1.0 - on / off) * 100.0
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let server = match &args.url {
         Some(_) => None,
-        None => Some(start_server(&args)?),
+        None if args.compare_processors => None,
+        None => Some(start_server(&args, None)?),
     };
     let url =
         args.url.clone().or_else(|| server.as_ref().map(|s| s.url.clone())).unwrap_or_default();
@@ -287,6 +466,9 @@ async fn main() -> anyhow::Result<()> {
         "You are eligible for a refund of the full amount. ".repeat(10)[..500].to_owned();
     let prompt = Arc::new(prompt);
     let completion = Arc::new(completion);
+    if args.compare_processors {
+        return compare_processors(&args, &client, prompt, completion).await;
+    }
 
     println!(
         "load: {} workers x {} s, {} traces ({} spans) per request, target {url}",
@@ -295,73 +477,11 @@ async fn main() -> anyhow::Result<()> {
         args.traces_per_request,
         args.traces_per_request * 8
     );
-    let spans_acked = Arc::new(AtomicU64::new(0));
-    let n_rejected = Arc::new(AtomicU64::new(0));
-    let counter = Arc::new(AtomicU64::new(1));
-    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
-    let acked_ids = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
-    let run_id = now_ns();
+    let load = Load::new(args.traces_per_request, prompt.clone(), completion.clone());
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
-    let mut workers = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, url) = (client.clone(), url.clone());
-        let (spans_acked, n_rejected, counter) =
-            (spans_acked.clone(), n_rejected.clone(), counter.clone());
-        let (latencies, acked_ids) = (latencies.clone(), acked_ids.clone());
-        let (prompt, completion) = (prompt.clone(), completion.clone());
-        let traces_per_request = args.traces_per_request;
-        workers.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                let mut spans = Vec::with_capacity(traces_per_request * 8);
-                let mut first_id = String::new();
-                let t0 = now_ns();
-                for _ in 0..traces_per_request {
-                    let n = counter.fetch_add(1, Ordering::Relaxed);
-                    let mut trace_id = [0u8; 16];
-                    trace_id[..8].copy_from_slice(&run_id.to_be_bytes());
-                    trace_id[8..].copy_from_slice(&n.to_be_bytes());
-                    if first_id.is_empty() {
-                        first_id = trace_id.iter().map(|b| format!("{b:02x}")).collect();
-                    }
-                    spans.extend(agent_trace(trace_id, t0, n, &prompt, &completion));
-                }
-                let n_spans = spans.len() as u64;
-                let body = request(spans).encode_to_vec();
-                let sent = Instant::now();
-                let response = client
-                    .post(format!("{url}/v1/traces"))
-                    .header("content-type", "application/x-protobuf")
-                    .body(body)
-                    .send()
-                    .await;
-                let elapsed_ms = sent.elapsed().as_secs_f64() * 1000.0;
-                match response {
-                    Ok(response) if response.status().is_success() => {
-                        let _ = response.bytes().await;
-                        spans_acked.fetch_add(n_spans, Ordering::Relaxed);
-                        latencies.lock().map(|mut l| l.push(elapsed_ms)).ok();
-                        acked_ids.lock().map(|mut ids| ids.push((first_id, Instant::now()))).ok();
-                    }
-                    Ok(response) => {
-                        n_rejected.fetch_add(1, Ordering::Relaxed);
-                        let retry = response
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse::<u64>().ok())
-                            .unwrap_or(1);
-                        tokio::time::sleep(Duration::from_millis(retry * 100)).await;
-                    }
-                    Err(_) => {
-                        n_rejected.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }));
-    }
-
+    let workers = load.spawn_workers(&client, &url, args.concurrency, deadline);
+    let Load { spans_acked, n_rejected, latencies, acked_ids, .. } = load;
     // While the load runs: how long after an ack is the trace readable?
     let mut visible_ms = Vec::new();
     while Instant::now() < deadline {

@@ -141,7 +141,8 @@ pub fn trace_sampled(trace_id: TraceId, basis_points: u32) -> bool {
 }
 
 /// Removes every content field from the raw span and the view; true when anything was there.
-fn remove_content(span: &mut StoredSpan) -> bool {
+/// Used by the content policy, by retention's `Structure` tier and by erasure.
+pub fn remove_content(span: &mut StoredSpan) -> bool {
     let raw = &mut span.raw;
     let n_before = raw.attributes.len();
     raw.attributes.retain(|kv| !is_content_key(&kv.key));

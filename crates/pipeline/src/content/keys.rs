@@ -38,6 +38,9 @@ const CONTENT_KEYS: &[&str] = &[
     "ai.toolCall.result",
     "mlflow.spanInputs",
     "mlflow.spanOutputs",
+    // The recording gateway's raw request and response bodies.
+    "loupe.gateway.request.body",
+    "loupe.gateway.response.body",
 ];
 
 /// Prefixes of indexed message keys (`<prefix><i>.<...>`); everything under them is content
@@ -81,7 +84,7 @@ const CONTENT_EVENTS: &[&str] = &[
 const CONTENT_EVENT_KEYS: &[&str] = &["content", "message", "tool_calls", "body"];
 
 /// Whether an attribute with this key holds content.
-pub(crate) fn is_content_key(key: &str) -> bool {
+pub fn is_content_key(key: &str) -> bool {
     if CONTENT_KEYS.contains(&key) || key.starts_with("gen_ai.prompt.variable.") {
         return true;
     }
@@ -104,7 +107,7 @@ pub(crate) fn is_content_key(key: &str) -> bool {
 }
 
 /// Whether an attribute with this key holds content, on an event with this name.
-pub(crate) fn is_content_event_key(event_name: &str, key: &str) -> bool {
+pub fn is_content_event_key(event_name: &str, key: &str) -> bool {
     is_content_key(key)
         || (CONTENT_EVENTS.contains(&event_name) && CONTENT_EVENT_KEYS.contains(&key))
 }

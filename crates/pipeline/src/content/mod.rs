@@ -10,6 +10,7 @@ mod config;
 #[allow(clippy::module_inception, reason = "the component folder layout names the file after it")]
 mod content;
 pub(crate) mod keys;
+pub use keys::{is_content_event_key, is_content_key};
 #[cfg(test)]
 mod tests;
 
@@ -18,5 +19,6 @@ pub use config::{
     RawContentProjectConfig,
 };
 pub use content::{
-    CONTENT_REMOVED_ATTR, ContentCounters, ContentProcessor, trace_hash, trace_sampled,
+    CONTENT_REMOVED_ATTR, ContentCounters, ContentProcessor, remove_content, trace_hash,
+    trace_sampled,
 };

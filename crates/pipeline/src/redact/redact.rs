@@ -48,6 +48,9 @@ struct SpanRedactor<'a> {
     counts: Vec<u32>,
     /// Scratch list of candidate matches `(start, end, detector)`.
     candidates: Vec<(usize, usize, usize)>,
+    /// The span's user ids as sent, each with its placeholder: they are replaced wherever they
+    /// occur in the span's text too (e.g. OpenAI's `user` field in a recorded request body).
+    known_users: Vec<(String, String)>,
 }
 
 impl RedactProcessor {
@@ -105,7 +108,9 @@ impl Processor for RedactProcessor {
                 mac,
                 counts: vec![0; n_counters],
                 candidates: Vec::new(),
+                known_users: Vec::new(),
             };
+            redactor.collect_users(span);
             redactor.raw_span(&mut span.raw);
             let raw_counts = std::mem::replace(&mut redactor.counts, vec![0; n_counters]);
             redactor.view(&mut span.view);
@@ -177,7 +182,69 @@ fn is_user_placeholder(value: &str) -> bool {
         .is_some_and(|hash| !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// User ids shorter than this are hashed where they are an attribute but not searched for in
+/// text, where they would match too much.
+const MIN_USER_ID_IN_TEXT: usize = 4;
+
+/// Replaces each whole-word occurrence of `id` in `text` by `placeholder`; returns how many.
+/// A word boundary is any character that cannot be part of an id (not alphanumeric, `_`, `-`,
+/// nor a `.` or `@` inside a word), so `alice` is not replaced inside `malice` or
+/// `alice.smith`, but is at the end of a sentence.
+fn replace_word(text: &mut String, id: &str, placeholder: &str) -> u32 {
+    let is_id_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-');
+    let joins = |c: Option<char>, next: Option<char>| {
+        c.is_some_and(is_id_char)
+            || (matches!(c, Some('.' | '@')) && next.is_some_and(char::is_alphanumeric))
+    };
+    let mut res = String::new();
+    let mut pos = 0;
+    let mut n = 0;
+    for (start, _) in text.match_indices(id) {
+        let end = start + id.len();
+        let mut before = text[..start].chars().rev();
+        let mut after = text[end..].chars();
+        let (b1, b2) = (before.next(), before.next());
+        let (a1, a2) = (after.next(), after.next());
+        if start < pos || joins(b1, b2) || joins(a1, a2) {
+            continue;
+        }
+        res.push_str(&text[pos..start]);
+        res.push_str(placeholder);
+        pos = end;
+        n += 1;
+    }
+    if n > 0 {
+        res.push_str(&text[pos..]);
+        *text = res;
+    }
+    n
+}
+
 impl SpanRedactor<'_> {
+    /// Notes the span's user ids (the view's and the hashed attributes') before they are hashed.
+    fn collect_users(&mut self, span: &StoredSpan) {
+        let attributes = span.raw.attributes.iter().chain(&span.raw.resource.attributes);
+        let from_attributes = attributes
+            .filter(|kv| self.config.hash_keys.contains(&kv.key))
+            .filter_map(|kv| match &kv.value {
+                AnyValue::String(value) => Some(value.clone()),
+                AnyValue::Int(_) | AnyValue::Double(_) => Some(kv.value.to_text()),
+                _ => None,
+            });
+        for id in span.view.user_id.iter().cloned().chain(from_attributes) {
+            if id.len() < MIN_USER_ID_IN_TEXT
+                || is_user_placeholder(&id)
+                || self.known_users.iter().any(|(known, _)| *known == id)
+            {
+                continue;
+            }
+            let hashed = placeholder("user", self.mac, &id, self.config.hash_chars);
+            self.known_users.push((id, hashed));
+        }
+        // The longest first, so an id containing another is replaced whole.
+        self.known_users.sort_by_key(|(id, _)| std::cmp::Reverse(id.len()));
+    }
+
     fn raw_span(&mut self, raw: &mut RawSpan) {
         self.string(&mut raw.name);
         self.string(&mut raw.status.message);
@@ -304,7 +371,18 @@ impl SpanRedactor<'_> {
     /// and no allocation.
     fn string(&mut self, text: &mut String) {
         let config = self.config;
-        if text.len() < 4 || !config.set.is_match(text) {
+        if text.len() < 4 {
+            return;
+        }
+        for (id, hashed) in &self.known_users {
+            if text.contains(id.as_str()) && !is_user_placeholder(text) {
+                let n = replace_word(text, id, hashed);
+                if let Some(count) = self.counts.last_mut() {
+                    *count += n;
+                }
+            }
+        }
+        if !config.set.is_match(text) {
             return;
         }
         self.candidates.clear();

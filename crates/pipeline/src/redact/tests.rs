@@ -116,6 +116,26 @@ fn api_can_compute_a_users_hash() {
 }
 
 #[test]
+fn known_user_ids_are_replaced_in_text_as_whole_words() {
+    let processor = processor(KEY);
+    let body = r#"{"user":"cust-4821","note":"not cust-48210 nor xcust-4821, but cust-4821."}"#;
+    let mut spans = vec![span_with(body)];
+    spans[0].raw.attributes.push(KeyValue::string("user.id", "cust-4821"));
+    processor.process(&mut spans);
+    let hashed = processor.hash_user_id("default", "cust-4821");
+    let text = spans[0].raw.attributes[0].value.to_text();
+    assert_eq!(text.matches(hashed.as_str()).count(), 2, "{text}");
+    assert!(text.contains("cust-48210") && text.contains("xcust-4821"), "{text}");
+    assert_eq!(spans[0].view.flags.redactions.get("user_id"), Some(&3));
+
+    // Ids too short to search for are hashed as attributes only.
+    let mut spans = vec![span_with("bob and 42 more")];
+    spans[0].raw.attributes.push(KeyValue::string("user.id", "42"));
+    processor.process(&mut spans);
+    assert_eq!(spans[0].raw.attributes[0].value.to_text(), "bob and 42 more");
+}
+
+#[test]
 fn counters_count_spans_and_kinds() {
     let processor = processor(KEY);
     let mut spans = vec![span_with("a@b.io and c@d.io"), span_with("nothing here")];

@@ -39,6 +39,8 @@ pub struct SamplingStats {
     pub spans_deleted: u64,
     /// Passes that failed (a store error); the traces are retried on the next pass.
     pub errors: u64,
+    /// Passes that finished (whether or not a trace was ready).
+    pub passes: u64,
     /// Per policy, in config order.
     pub policies: Vec<PolicyStats>,
 }
@@ -63,6 +65,7 @@ impl SamplingStats {
             plain("traces_dropped", self.traces_dropped),
             plain("spans_deleted", self.spans_deleted),
             plain("errors", self.errors),
+            plain("passes", self.passes),
         ];
         for policy in &self.policies {
             for (decision, value) in [("kept", policy.kept), ("dropped", policy.dropped)] {
@@ -95,6 +98,7 @@ struct Counters {
     traces_dropped: AtomicU64,
     spans_deleted: AtomicU64,
     errors: AtomicU64,
+    passes: AtomicU64,
     /// `(kept, dropped)` per policy, in config order.
     policies: Vec<(AtomicU64, AtomicU64)>,
 }
@@ -129,6 +133,7 @@ impl SamplerCore {
             traces_dropped: c.traces_dropped.load(Ordering::Relaxed),
             spans_deleted: c.spans_deleted.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
+            passes: c.passes.load(Ordering::Relaxed),
             policies: self
                 .config
                 .policies
@@ -179,6 +184,7 @@ impl SamplerCore {
                 break;
             }
         }
+        self.counters.passes.fetch_add(1, Ordering::Relaxed);
         Ok(res)
     }
 

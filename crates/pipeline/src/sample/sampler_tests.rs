@@ -191,6 +191,7 @@ async fn decide_after_write_on_sqlite() {
                 traces_dropped: 2,
                 spans_deleted: 2,
                 errors: 0,
+                passes: 4,
                 policies: [
                     PolicyStats {
                         name: "errors",

@@ -6,8 +6,11 @@
 //!   pending until the span lands, then belongs to the span and its trace with nothing re-sent;
 //! - an edit replaces the entry (same id) and the caller's history is kept as given;
 //! - the feedback filter fields (`rating`, `score.NAME`, `feedback.tag`, `has correction`,
-//!   `has feedback`), with trace-level feedback counting for the trace's root span and boolean
-//!   scores compared as 0 and 1;
+//!   `has feedback`) in span and trace search, with trace-level feedback counting for the
+//!   trace's root span; numeric, categorical (`score.verdict = fail`, a glob, an `or` of
+//!   categories) and boolean scores (`= false`, or compared as 0 and 1), a category never
+//!   comparing as a number;
+//! - a feedback batch lands whole: every entry readable, in order, an empty batch a no-op;
 //! - dataset versions are immutable, numbered from 1, built from a base plus changes, merge
 //!   duplicate inputs when asked, page by item id, and fail as a whole on a bad base.
 
@@ -20,7 +23,7 @@ use model::{
     ScoreValue, Split,
 };
 
-use super::{T0, llm, matching, project, span, span_id, trace_id, write};
+use super::{T0, all_traces, filter_query, llm, matching, project, span, span_id, trace_id, write};
 use crate::{NewDatasetVersion, Store};
 
 /// Runs every feedback and dataset check against stores made by `make_store`.
@@ -32,6 +35,7 @@ where
     feedback_round_trip_and_edits(&*make_store().await).await;
     feedback_before_its_span_is_pending(&*make_store().await).await;
     feedback_filters(&*make_store().await).await;
+    feedback_batches_land_whole(&*make_store().await).await;
     score_configs_crud(&*make_store().await).await;
     dataset_versions_are_immutable(&*make_store().await).await;
 }
@@ -168,6 +172,7 @@ pub async fn feedback_filters(store: &dyn Store) {
     let mut scores_a = BTreeMap::new();
     scores_a.insert("helpfulness".to_owned(), ScoreValue::Number(0.2));
     scores_a.insert("tone".to_owned(), ScoreValue::Category("rude".to_owned()));
+    scores_a.insert("verdict".to_owned(), ScoreValue::Category("fail".to_owned()));
     let content_a = FeedbackContent {
         rating: Some(Rating::Down),
         scores: scores_a,
@@ -178,25 +183,31 @@ pub async fn feedback_filters(store: &dyn Store) {
     let mut scores_b = BTreeMap::new();
     scores_b.insert("helpfulness".to_owned(), ScoreValue::Number(0.9));
     scores_b.insert("policy_correct".to_owned(), ScoreValue::Bool(true));
+    scores_b.insert("verdict".to_owned(), ScoreValue::Category("pass".to_owned()));
     let content_b = FeedbackContent {
         rating: Some(Rating::Up),
         scores: scores_b,
         ..FeedbackContent::default()
     };
+    let mut scores_e = BTreeMap::new();
+    scores_e.insert("policy_correct".to_owned(), ScoreValue::Bool(false));
+    scores_e.insert("verdict".to_owned(), ScoreValue::Category("partial".to_owned()));
+    scores_e.insert("grade".to_owned(), ScoreValue::Category("1".to_owned()));
+    let content_e = FeedbackContent { scores: scores_e, ..FeedbackContent::default() };
+    let mut scores_d = BTreeMap::new();
+    scores_d.insert("verdict".to_owned(), ScoreValue::Category("fail".to_owned()));
+    let content_d =
+        FeedbackContent { rating: Some(Rating::Stars(2)), scores: scores_d, ..Default::default() };
     let entries = [
         feedback("fb_a", on_span(1, 1), content_a, T0 + 1),
         feedback("fb_b", on_span(2, 2), content_b, T0 + 2),
-        feedback(
-            "fb_d",
-            FeedbackTarget::Trace { trace_id: trace_id(4) },
-            rating(Rating::Stars(2)),
-            T0 + 3,
-        ),
+        feedback("fb_d", FeedbackTarget::Trace { trace_id: trace_id(4) }, content_d, T0 + 3),
+        feedback("fb_e", on_span(4, 5), content_e, T0 + 4),
     ];
     for entry in &entries {
         store.put_feedback(entry).await.unwrap_or_else(|e| panic!("put_feedback failed: {e}"));
     }
-    let cases: [(&str, &[&str]); 13] = [
+    let cases: [(&str, &[&str]); 27] = [
         ("rating <= 2", &["a", "d_root"]),
         ("rating = down", &["a"]),
         ("rating = up", &["b"]),
@@ -208,7 +219,21 @@ pub async fn feedback_filters(store: &dyn Store) {
         ("score.helpfulness >= 0.8", &["b"]),
         ("score.helpfulness < 0.5", &["a"]),
         ("score.policy_correct = 1", &["b"]),
-        ("has feedback", &["a", "b", "d_root"]),
+        ("score.policy_correct = true", &["b"]),
+        ("score.policy_correct = false", &["d_child"]),
+        ("score.policy_correct != false", &["a", "b", "c", "d_root"]),
+        ("score.verdict = fail", &["a", "d_root"]),
+        ("score.verdict = \"partial\"", &["d_child"]),
+        ("score.verdict = fail or score.verdict = partial", &["a", "d_child", "d_root"]),
+        ("score.verdict != pass", &["a", "c", "d_child", "d_root"]),
+        ("score.verdict ~ \"PA*\"", &["b", "d_child"]),
+        ("score.tone >= 0", &[]),
+        ("score.grade = \"1\"", &["d_child"]),
+        ("score.grade = 1", &[]),
+        ("score.policy_correct = \"false\"", &["d_child"]),
+        ("has score.verdict", &["a", "b", "d_child", "d_root"]),
+        ("score.verdict = fail and type = llm", &["a"]),
+        ("has feedback", &["a", "b", "d_child", "d_root"]),
         ("not has feedback and type = llm", &["c"]),
     ];
     for (filter, expected) in cases {
@@ -218,6 +243,67 @@ pub async fn feedback_filters(store: &dyn Store) {
     }
     let other_project = matching(store, "p2", "has feedback").await;
     assert!(other_project.is_empty(), "feedback is project-scoped");
+
+    // Trace search: a trace matches when one of its spans does.
+    let trace_cases: [(&str, &[&str]); 4] = [
+        ("score.verdict = fail", &["a", "d_root"]),
+        ("score.verdict = partial or score.verdict = pass", &["b", "d_root"]),
+        ("score.policy_correct = false", &["d_root"]),
+        ("score.helpfulness < 0.5 and score.verdict = fail", &["a"]),
+    ];
+    for (filter, expected) in trace_cases {
+        let traces = all_traces(store, "p1", filter_query(filter, 100)).await;
+        let mut roots: Vec<String> =
+            traces.iter().map(|t| t.root_name.clone().unwrap_or_default()).collect();
+        roots.sort();
+        assert_eq!(roots, expected, "trace search: {filter}");
+    }
+}
+
+/// A batch (one API call's entries) is written whole: each entry reads back as given, lists
+/// come in order, and an empty batch writes nothing. Neither backend rejects an entry the API
+/// has validated, so a half-written batch cannot be provoked here; the backends write a batch
+/// in one transaction (SQLite) or one `INSERT` block (ClickHouse).
+pub async fn feedback_batches_land_whole(store: &dyn Store) {
+    let p1 = project("p1");
+    write(
+        store,
+        &[span("p1", 1, 1, None, "root", 0, 10), span("p1", 1, 2, Some(1), "child", 1, 5)],
+    )
+    .await;
+    store.put_feedback_batch(&[]).await.unwrap_or_else(|e| panic!("empty batch failed: {e}"));
+    assert!(matching(store, "p1", "has feedback").await.is_empty(), "an empty batch is a no-op");
+
+    let mut scores = BTreeMap::new();
+    scores.insert("verdict".to_owned(), ScoreValue::Category("fail".to_owned()));
+    let batch: Vec<Feedback> = (0..5u64)
+        .map(|i| {
+            let content = FeedbackContent {
+                rating: Some(Rating::Stars(1 + (i % 5) as u8)),
+                scores: scores.clone(),
+                tags: vec![format!("batch-{i}")],
+                ..FeedbackContent::default()
+            };
+            let target = match i {
+                0 => FeedbackTarget::Trace { trace_id: trace_id(1) },
+                4 => FeedbackTarget::Span { span_id: span_id(9), trace_id: None },
+                _ => on_span(1, 2),
+            };
+            feedback(&format!("fb_batch_{i}"), target, content, T0 + 10 - i)
+        })
+        .collect();
+    store.put_feedback_batch(&batch).await.unwrap_or_else(|e| panic!("batch failed: {e}"));
+    for entry in &batch {
+        let got = store.get_feedback(&p1, &entry.id).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.as_ref(), Some(entry), "{} reads back as written", entry.id);
+    }
+    // Oldest first: the batch gave later entries earlier times.
+    let of_trace = store.trace_feedback(&p1, trace_id(1)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids(&of_trace), ["fb_batch_3", "fb_batch_2", "fb_batch_1", "fb_batch_0"]);
+    let pending = store.pending_feedback(&p1, T0 + 100, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids(&pending), ["fb_batch_4"], "a batch entry may wait for its span");
+    assert_eq!(matching(store, "p1", "score.verdict = fail").await, ["child", "root"]);
+    assert_eq!(matching(store, "p1", "feedback.tag = batch-0").await, ["root"]);
 }
 
 pub async fn score_configs_crud(store: &dyn Store) {
