@@ -353,7 +353,25 @@ fn settings_view(
         "num_traces": sample.num_traces,
         "policies": raw.sample.policies.iter().map(|p| json!({"name": p.name, "rule": format!("{:?}", p.kind)})).collect::<Vec<_>>(),
     });
+    let retention = &config.retention;
+    let ages = |ages: &pipeline::retention::Ages| {
+        const HOUR_NS: f64 = 3_600e9;
+        json!({
+            "content_hours": ages.structure_after_ns as f64 / HOUR_NS,
+            "fingerprint_days": ages.fingerprints_after_ns as f64 / (24.0 * HOUR_NS),
+            "delete_days": ages.delete_after_ns as f64 / (24.0 * HOUR_NS),
+            "downsample": retention.downsample.is_some() && ages.downsample,
+        })
+    };
+    let mut retention_view = ages(&retention.defaults);
+    retention_view["enabled"] = json!(retention.enabled);
+    if let Some(downsample) = &retention.downsample {
+        retention_view["downsample_after_days"] = json!(downsample.after_ns as f64 / 86_400e9);
+    }
+    retention_view["projects"] =
+        retention.projects.iter().map(|(id, a)| (id.clone(), ages(a))).collect();
     json!({
+        "retention": retention_view,
         "price": { "enabled": processors.price.is_some(), "models": prices },
         "content": content_view,
         "redact": redact_view,

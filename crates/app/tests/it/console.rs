@@ -661,6 +661,16 @@ enabled = true
 name = "errors"
 type = "status_code"
 status_codes = ["ERROR"]
+
+[retention]
+structure_after = "12h"
+fingerprints_after = "14d"
+
+[retention.projects.default]
+delete_after = "90d"
+
+[retention.projects.billing]
+delete_after = "30d"
 "#;
 
 async fn send_json(
@@ -707,6 +717,14 @@ async fn settings_api_shows_the_effective_config_without_secrets_and_manages_key
     assert_eq!(settings["content"]["policy"]["record"], true);
     assert!(settings["content"].get("projects").is_none(), "other projects stay hidden");
     assert_eq!(settings["sample"]["policies"][0]["name"], "errors");
+    let retention = &settings["retention"];
+    assert_eq!(
+        (retention["content_hours"].as_f64(), retention["fingerprint_days"].as_f64()),
+        (Some(12.0), Some(14.0))
+    );
+    assert_eq!(retention["enabled"], false);
+    assert_eq!(retention["project_overrides"]["delete_days"], 90.0, "{retention}");
+    assert!(!retention.to_string().contains("billing"), "other projects stay hidden: {retention}");
 
     // Keys: created (shown once), listed without the key, usable, revoked.
     let created =
