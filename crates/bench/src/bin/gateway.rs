@@ -14,6 +14,11 @@
 //! /work/shared/bench/mock-upstream/start.sh
 //! cargo run --release -p bench --bin loupe-bench-gateway -- --rates 1000,5000 --secs 10
 //! ```
+//!
+//! `--litellm URL` also measures a running LiteLLM proxy in front of the same upstream, in the
+//! same run: direct, Loupe's gateway and LiteLLM at one low rate that LiteLLM can sustain
+//! (`--litellm-rate`, default 25 req/s), and each one's maximum throughput. `bench/litellm.sh`
+//! installs LiteLLM in its own venv, starts it on the mock upstream and runs this.
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -22,7 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 const USAGE: &str = "usage: loupe-bench-gateway [--upstream URL] [--gateway URL --gateway-pid PID] \
-                     [--fixtures DIR] [--rates 1000,5000] [--secs N] [--concurrency N]\n       \
+                     [--fixtures DIR] [--rates 1000,5000] [--secs N] [--concurrency N] \
+                     [--litellm URL [--litellm-rate N]]\n       \
                      loupe-bench-gateway serve --upstream URL --data-dir DIR";
 
 struct Args {
@@ -33,6 +39,8 @@ struct Args {
     rates: Vec<u32>,
     secs: u64,
     concurrency: usize,
+    litellm: Option<String>,
+    litellm_rate: u32,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
@@ -44,6 +52,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         rates: vec![1000, 5000],
         secs: 10,
         concurrency: 32,
+        litellm: None,
+        litellm_rate: 25,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
@@ -57,6 +67,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
             }
             "--secs" => res.secs = value()?.parse()?,
             "--concurrency" => res.concurrency = value()?.parse()?,
+            "--litellm" => res.litellm = Some(value()?.trim_end_matches('/').to_owned()),
+            "--litellm-rate" => res.litellm_rate = value()?.parse()?,
             _ => bail!("unknown argument {flag}\n{USAGE}"),
         }
     }
@@ -301,6 +313,55 @@ async fn max_throughput(
     (ok as f64 / secs as f64, ok, failed)
 }
 
+/// Direct, Loupe's gateway and LiteLLM on the same upstream at LiteLLM's pace, then LiteLLM's
+/// maximum throughput; returns the calls made through Loupe's gateway.
+async fn compare_litellm(
+    client: &reqwest::Client,
+    args: &Args,
+    litellm: &str,
+    gateway_url: &str,
+    upstream: &str,
+    body: &bytes::Bytes,
+) -> u64 {
+    let rate = args.litellm_rate;
+    let litellm_url = format!("{litellm}/v1/chat/completions");
+    fixed_rate(client, &litellm_url, body, 10, 1).await;
+    let mut direct =
+        fixed_rate(client, &format!("{upstream}/v1/chat/completions"), body, rate, args.secs).await;
+    let mut loupe = fixed_rate(client, gateway_url, body, rate, args.secs).await;
+    let mut other = fixed_rate(client, &litellm_url, body, rate, args.secs).await;
+    let (d, g, l) = (direct.summary(), loupe.summary(), other.summary());
+    println!();
+    println!("| proxy at {rate} req/s | p50 / p99 (ms) | added p50 / p99 (ms) | errors |");
+    println!("|---|---|---|---|");
+    println!("| direct | {:.3} / {:.3} | | {} |", d.p50, d.p99, direct.errors);
+    println!(
+        "| Loupe gateway | {:.3} / {:.3} | {:.3} / {:.3} | {} |",
+        g.p50,
+        g.p99,
+        g.p50 - d.p50,
+        g.p99 - d.p99,
+        loupe.errors
+    );
+    println!(
+        "| LiteLLM proxy | {:.3} / {:.3} | {:.3} / {:.3} | {} |",
+        l.p50,
+        l.p99,
+        l.p50 - d.p50,
+        l.p99 - d.p99,
+        other.errors
+    );
+    let ratio = (l.p50 - d.p50) / (g.p50 - d.p50).max(0.001);
+    println!("LiteLLM adds {ratio:.0}x the p50 latency Loupe's gateway adds");
+    let (per_sec, ok, failed) =
+        max_throughput(client, &litellm_url, body, args.concurrency, args.secs).await;
+    println!(
+        "max throughput litellm: {per_sec:.0} req/s ({ok} ok, {failed} failed, {} callers)",
+        args.concurrency
+    );
+    loupe.n_sent
+}
+
 fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
@@ -402,6 +463,9 @@ fn run(args: Args) -> anyhow::Result<()> {
                 n_gateway_calls += ok + failed;
             }
             println!("max throughput {label}: {per_sec:.0} req/s ({ok} ok, {failed} failed, {} callers)", args.concurrency);
+        }
+        if let Some(litellm) = &args.litellm {
+            n_gateway_calls += compare_litellm(&client, &args, litellm, &gateway_url, upstream, &plain).await;
         }
         // Every call must be recorded: wait for the queue to drain.
         let deadline = Instant::now() + Duration::from_secs(30);
