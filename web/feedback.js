@@ -199,7 +199,7 @@ export function feedbackPanel(span, traceId, caps) {
         'div',
         { class: 'form-actions' },
         caps.datasets ? datasetAdder(span) : null,
-        traceId ? h('a', { class: 'button-link', href: `/api/v1/traces/${traceId}/eval-suite`, download: `eval-${traceId}.json`, text: 'Export as eval case' }) : null,
+        traceId ? h('button', { type: 'button', text: 'Export as eval case', title: 'Download this trace as an eval suite (YAML) for loupe eval', onclick: () => downloadEvalSuite(traceId) }) : null,
       ),
     );
   }
@@ -262,4 +262,18 @@ function datasetAdder(span) {
     }
   };
   return h('span', { class: 'dataset-adder' }, name, options, h('button', { type: 'button', text: 'Add to dataset', onclick: add }), status);
+}
+
+/** Downloads the trace's eval suite as the YAML file the API names (`trace-<8 hex>.eval.yaml`). */
+function downloadEvalSuite(traceId) {
+  get(`traces/${traceId}/eval-suite`)
+    .then((suite) => {
+      const url = URL.createObjectURL(new Blob([suite.yaml], { type: 'application/yaml' }));
+      const a = h('a', { href: url, download: suite.file_name || `trace-${traceId.slice(0, 8)}.eval.yaml` });
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    })
+    .catch((err) => alert(err.message));
 }
