@@ -178,6 +178,18 @@ pub(crate) fn like_pattern(glob: &str) -> String {
 }
 
 /// A value as text, for text columns and globs.
+/// The user a filter requires when one of its top-level conjuncts is `user = "x"`: the caller
+/// adds a plain `s.user = ?` term, which the partial index `spans_by_user` serves, so a rare
+/// user is found without scanning every span or trace. (The comparison itself is written as
+/// `COALESCE(s.user = ?, 0)`, which no index serves.)
+pub(crate) fn required_user(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Cmp { field: Field::User, op: CmpOp::Eq, value } => Some(value_text(value)),
+        Expr::And(items) => items.iter().find_map(required_user),
+        _ => None,
+    }
+}
+
 pub(crate) fn value_text(value: &Value) -> String {
     match value {
         Value::Str(text) => text.clone(),

@@ -12,7 +12,7 @@ use store::{
     SpanQuery, TimeRange, TraceQuery, TraceSummary,
 };
 
-use crate::filter::{DOC_OF_SPAN, Sql, expr_sql};
+use crate::filter::{DOC_OF_SPAN, Sql, expr_sql, required_user};
 use crate::write::{parse_decimal, to_i64};
 use crate::{Error, codec};
 
@@ -109,6 +109,10 @@ pub(crate) fn search_spans(
     filter.param(SqlValue::Text(project.as_str().to_owned()));
     time_sql(&query.time, "s.start_ns", &mut filter);
     if let Some(expr) = &query.filter {
+        if let Some(user) = required_user(expr) {
+            filter.push(" AND s.user = ");
+            filter.param(SqlValue::Text(user));
+        }
         filter.push(" AND ");
         expr_sql(expr, &mut filter)?;
     }
@@ -210,6 +214,14 @@ pub(crate) fn search_traces(
     filter.param(SqlValue::Text(project.as_str().to_owned()));
     time_sql(&query.time, "t.start_ns", &mut filter);
     if let Some(expr) = &query.filter {
+        if let Some(user) = required_user(expr) {
+            // The user's traces from the index first; the EXISTS below keeps the semantics.
+            filter.push(" AND t.trace_id IN (SELECT u.trace_id FROM spans u WHERE u.project = ");
+            filter.param(SqlValue::Text(project.as_str().to_owned()));
+            filter.push(" AND u.user = ");
+            filter.param(SqlValue::Text(user));
+            filter.push(")");
+        }
         filter.push(
             " AND EXISTS (SELECT 1 FROM spans s WHERE s.project = t.project
                 AND s.trace_id = t.trace_id AND ",
