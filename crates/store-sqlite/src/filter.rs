@@ -190,6 +190,18 @@ pub(crate) fn required_user(expr: &Expr) -> Option<String> {
     }
 }
 
+/// Whether one of a filter's top-level conjuncts is `status = error`: such a trace has errored
+/// spans (`traces.n_errors > 0`), a cheap test that spares checking every other trace's spans.
+pub(crate) fn requires_error(expr: &Expr) -> bool {
+    match expr {
+        Expr::Cmp { field: Field::Status, op: CmpOp::Eq, value } => {
+            value_text(value) == model::StatusCode::Error.as_str()
+        }
+        Expr::And(items) => items.iter().any(requires_error),
+        _ => false,
+    }
+}
+
 pub(crate) fn value_text(value: &Value) -> String {
     match value {
         Value::Str(text) => text.clone(),

@@ -12,7 +12,7 @@ use store::{
     SpanQuery, TimeRange, TraceQuery, TraceSummary,
 };
 
-use crate::filter::{DOC_OF_SPAN, Sql, expr_sql, required_user};
+use crate::filter::{DOC_OF_SPAN, Sql, expr_sql, required_user, requires_error};
 use crate::write::{parse_decimal, to_i64};
 use crate::{Error, codec};
 
@@ -221,6 +221,9 @@ pub(crate) fn search_traces(
             filter.push(" AND u.user = ");
             filter.param(SqlValue::Text(user));
             filter.push(")");
+        }
+        if requires_error(expr) {
+            filter.push(" AND t.n_errors > 0");
         }
         filter.push(
             " AND EXISTS (SELECT 1 FROM spans s WHERE s.project = t.project
