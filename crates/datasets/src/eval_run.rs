@@ -857,9 +857,9 @@ pub fn junit_xml(run: &RunResults) -> String {
         xml(&run.id)
     );
     for case in &run.cases {
-        let _ = write!(
+        let _ = writeln!(
             res,
-            "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\">\n",
+            "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\">",
             xml(&case.id),
             xml(&run.suite),
             seconds(case.latency_ms)
