@@ -936,7 +936,7 @@ async fn datasets_page_shows_versions_items_with_sources_and_exports() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evals_page_offers_suites_and_says_runs_are_not_recorded() {
+async fn evals_page_offers_suites_and_says_when_no_runs_are_recorded() {
     let Some((app, browser)) = setup(false).await else { return };
     send_json(
         &app,
@@ -948,7 +948,7 @@ async fn evals_page_offers_suites_and_says_runs_are_not_recorded() {
     .assert_status(201);
     browser.goto(&url(&app, "/evals")).await;
     let runs = browser.text(".evals .empty").await;
-    assert!(runs.contains("records no eval runs yet"), "{runs}");
+    assert!(runs.contains("No eval runs recorded yet"), "{runs}");
     let suite = browser
         .text("table[aria-label='Eval suites from datasets'] tr[data-dataset='refunds']")
         .await;
