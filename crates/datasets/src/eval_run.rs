@@ -244,8 +244,8 @@ pub struct Check {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    /// Lower-cased needle.
-    Contains(String),
+    /// The needle as written, and lower-cased.
+    Contains(String, String),
     Equals(String),
     Regex(regex::Regex),
     MaxLength(u64),
@@ -273,7 +273,11 @@ impl Check {
             value => Ok(value_text(value)),
         };
         let (negate, kind) = match base {
-            "contains" | "icontains" => (negate, Kind::Contains(text()?.to_lowercase())),
+            "contains" | "icontains" => {
+                let needle = text()?;
+                let lower = needle.to_lowercase();
+                (negate, Kind::Contains(needle, lower))
+            }
             "equals" => (negate, Kind::Equals(text()?)),
             "matches-regex" | "regex" => {
                 let pattern = text()?;
@@ -308,8 +312,8 @@ impl Check {
     /// Evaluates the assertion on `output`.
     pub fn evaluate(&self, output: &str) -> AssertionResult {
         let (holds, detail) = match &self.kind {
-            Kind::Contains(needle) => {
-                let holds = output.to_lowercase().contains(needle.as_str());
+            Kind::Contains(needle, lower) => {
+                let holds = output.to_lowercase().contains(lower.as_str());
                 (holds, format!("contain {needle:?} (ignoring case)"))
             }
             Kind::Equals(expected) => {

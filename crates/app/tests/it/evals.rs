@@ -174,7 +174,7 @@ async fn eval_run_writes_results_and_junit_and_exits_100_on_a_failed_case() {
     assert_eq!(germany["passed"], false);
     assert_eq!(
         germany["assertions"][0]["reason"],
-        "expected the output to contain \"berlin\" (ignoring case)"
+        "expected the output to contain \"Berlin\" (ignoring case)"
     );
 
     // The calls: the system message only where the case has one.

@@ -51,9 +51,9 @@ fn assertion_types() {
     expect![[r#"
         pass
         pass
-        fail: expected the output to contain "berlin" (ignoring case)
+        fail: expected the output to contain "Berlin" (ignoring case)
         pass
-        fail: expected the output not to contain "france" (ignoring case)
+        fail: expected the output not to contain "FRANCE" (ignoring case)
         pass
         pass
         pass
@@ -246,7 +246,7 @@ fn comparison_puts_regressions_first_and_gates() {
         compared with run-base (refunds-v2 @ gpt-4o): pass rate 100.0% -> 66.7% (-33.3 points)
         1 regressed, 0 improved, 2 unchanged, 0 added, 1 removed
           regressed item-2  (pass -> fail)
-                    contains: expected the output to contain "berlin" (ignoring case)
+                    contains: expected the output to contain "Berlin" (ignoring case)
           removed   item-3  (pass -> -)
     "#]]
     .assert_eq(&render_comparison(&comparison));
