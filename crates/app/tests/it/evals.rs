@@ -329,3 +329,15 @@ async fn console_lists_runs_and_compares_two() {
     browser.screenshot("evals-run").await;
     browser.close().await;
 }
+
+#[test]
+fn eval_run_help_has_examples_and_exit_codes() {
+    let output = std::process::Command::new(test_support::spawn::binary())
+        .args(["eval", "run", "--help"])
+        .output()
+        .expect("running loupe");
+    let help = text(&output.stdout);
+    for needle in ["Examples:", "--baseline", "--max-drop", "--record", "Exit codes:", "100"] {
+        assert!(help.contains(needle), "{needle} missing from `loupe eval run --help`:\n{help}");
+    }
+}
