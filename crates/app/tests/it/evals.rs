@@ -225,6 +225,19 @@ async fn eval_run_writes_results_and_junit_and_exits_100_on_a_failed_case() {
         "{}",
         text(&output.stderr)
     );
+    // Failed calls are errors (after retries), not failures, and still exit 100.
+    let n_before = upstream.requests().len();
+    let (output, errored) =
+        run_suite(&app, &upstream, "errored", SUITE, &["--model", "fake-error-500"]).await;
+    assert_eq!(output.status.code(), Some(100), "stderr: {}", text(&output.stderr));
+    assert_eq!((&errored["stats"]["errors"], &errored["stats"]["failed"]), (&json!(2), &json!(0)));
+    let error = errored["cases"][0]["error"].as_str().unwrap_or("");
+    assert!(error.starts_with("HTTP 500: The server had an error"), "{error}");
+    assert_eq!(errored["cases"][0]["assertions"][0]["reason"], "not evaluated: the call failed");
+    assert_eq!(upstream.requests().len() - n_before, 6, "three attempts per case");
+    let junit = std::fs::read_to_string(app.dir().join("errored.junit.xml")).expect("junit");
+    assert!(junit.contains("<error message=\"HTTP 500:"), "{junit}");
+
     let bad = SUITE.replace("type: max_length", "type: llm_judge");
     let (output, _) = run_suite(&app, &upstream, "bad", &bad, &[]).await;
     assert_eq!(output.status.code(), Some(1));
