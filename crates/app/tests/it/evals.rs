@@ -318,6 +318,7 @@ async fn console_lists_runs_and_compares_two() {
     browser.goto(&url(&app, "/evals")).await;
     let row = browser.text(&format!("table[aria-label='Eval runs'] tr[data-run='{first}']")).await;
     assert!(row.contains("first") && row.contains("fake-model") && row.contains("50%"), "{row}");
+    browser.screenshot("evals-runs").await;
     browser.click(&format!("tr[data-run='{first}'] input[type='checkbox']")).await;
     browser.click(&format!("tr[data-run='{second}'] input[type='checkbox']")).await;
     browser.click("button.compare-runs").await;
