@@ -355,3 +355,31 @@ fn eval_run_help_has_examples_and_exit_codes() {
         assert!(help.contains(needle), "{needle} missing from `loupe eval run --help`:\n{help}");
     }
 }
+
+/// Through the Loupe gateway, eval calls are recorded as traces like production traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_calls_through_the_gateway_are_recorded() {
+    let upstream = FakeLlm::start().await;
+    let config =
+        format!("[gateway.routes.openai]\nkind = \"openai\"\nbase_url = \"{}\"\n", upstream.url());
+    let app = spawn_app(&config).await;
+    let suite_path = app.dir().join("capitals.eval.yaml");
+    std::fs::write(&suite_path, SUITE).expect("write suite");
+    let base_url = format!("{}/v1", app.http_url);
+    let output = loupe(
+        &app,
+        &["eval", "run", suite_path.to_str().expect("utf-8 path"), "--base-url", &base_url],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(100), "stderr: {}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("1/2 passed"), "{}", text(&output.stdout));
+    assert_eq!(upstream.requests().len(), 2, "both calls went through the gateway");
+    let traces =
+        test_support::eventually(crate::console::WAIT, "the eval calls as traces", || async {
+            let list = app.get_json("/api/v1/traces?q=model%20%3D%20fake-model").await;
+            let n = list["traces"].as_array().map_or(0, Vec::len);
+            (n == 2).then_some(list)
+        })
+        .await;
+    assert_eq!(traces["traces"][0]["n_llm_spans"], 1);
+}
