@@ -23,7 +23,9 @@ const ROUTES = [
   [/^\/dashboard\/?$/, dashboard, () => ({})],
   [/^\/datasets\/?$/, datasets, () => ({})],
   [/^\/datasets\/([^/]+?)(?:\/versions\/(\d+))?\/?$/, datasets, (m) => ({ name: decodeURIComponent(m[1]), version: m[2] ? Number(m[2]) : null })],
-  [/^\/evals\/?$/, evals, () => ({})],
+  [/^\/evals\/?$/, evals, () => ({ view: 'list' })],
+  [/^\/evals\/runs\/([^/]+?)\/?$/, evals, (m) => ({ view: 'run', runId: decodeURIComponent(m[1]) })],
+  [/^\/evals\/compare\/?$/, evals, () => ({ view: 'compare' })],
   [/^\/settings\/?$/, settings, () => ({})],
 ];
 

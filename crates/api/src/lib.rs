@@ -1,6 +1,7 @@
 //! The query API under `/api/v1`: one trace as a tree with roll-ups, trace and span search,
-//! sessions, facets and aggregates. JSON only; the wire types live in [`dto`] and are this
-//! crate's own (the store's types never reach the wire directly).
+//! sessions, facets and aggregates, feedback, datasets, settings and recorded eval runs
+//! ([`evals`]). JSON only; the wire types live in [`dto`] and are this crate's own (the store's
+//! types never reach the wire directly; eval runs travel as `loupe eval run` writes them).
 //!
 //! **API Boundary:** [`router`] with an [`ApiState`]. Every handler resolves the caller's project
 //! from its API key first (see `auth`), and every store call is scoped to that project, so one
@@ -14,6 +15,7 @@ pub mod datasets;
 pub mod dto;
 pub mod erasure;
 mod error;
+pub mod evals;
 pub mod feedback;
 mod params;
 mod routes;
@@ -46,6 +48,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(feedback::router())
         .merge(datasets::router())
         .merge(settings::router())
+        .merge(evals::router())
         .with_state(state)
         .merge(console::router())
 }

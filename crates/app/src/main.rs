@@ -1,10 +1,11 @@
 //! The `loupe` binary: the command line (clap), logging, and dispatch to the commands. `serve`
 //! runs the server; `traces`, `trace` query a running server over HTTP; `keys`, `reindex` and
-//! `pricing` work on the data dir directly.
+//! `pricing` work on the data dir directly; `eval` runs eval suites against a chat endpoint.
 
 mod client;
 mod config;
 mod erase;
+mod evals;
 mod feedback;
 mod keys;
 mod metrics;
@@ -32,6 +33,8 @@ const AFTER_HELP: &str = "Examples:
   loupe traces --filter 'type = llm and status = error' --limit 20
   loupe trace 48f9c3e1b7a64f2c9d2e0a1b3c4d5e6f   one trace as a tree
   loupe keys create --project billing           make an API key for a project
+  loupe eval run suite.eval.yaml --model gpt-4o-mini --record
+                                                replay an eval suite, record the run
 
 Configuration: ./loupe.toml (or --config FILE), overridden by LOUPE_* environment variables;
 see docs/configuration.md.";
@@ -99,6 +102,10 @@ The filter syntax is documented in docs/query.md.")]
     Dataset(feedback::DatasetCommand),
     /// Write a trace's LLM calls as an eval suite, `trace-<first 8 hex>.eval.yaml`.
     ExportTrace(feedback::ExportTraceArgs),
+    /// Run eval suites against an OpenAI-compatible endpoint (CI gate with a baseline), and
+    /// list, show and compare the runs a server recorded.
+    #[command(subcommand)]
+    Eval(evals::EvalCommand),
     /// The price table, models without a price, and re-pricing stored spans.
     #[command(subcommand)]
     Pricing(pricing::PricingCommand),
@@ -228,22 +235,24 @@ fn main() -> ExitCode {
         }
     };
     let res = runtime.block_on(async {
+        let done = |res: anyhow::Result<()>| res.map(|()| ExitCode::SUCCESS);
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
-            Command::Traces(args) => client::traces(args).await,
-            Command::Trace(args) => client::trace(args).await,
-            Command::Keys(command) => keys::run(command).await,
-            Command::Reindex(args) => reindex::run(args).await,
-            Command::Retention(command) => retention::run(command).await,
-            Command::Feedback(command) => feedback::feedback(command).await,
-            Command::Dataset(command) => feedback::dataset(command).await,
-            Command::ExportTrace(args) => feedback::export_trace(args).await,
-            Command::Pricing(command) => pricing::run(command).await,
-            Command::Erase(args) => erase::run(args).await,
+            Command::Serve(args) => done(serve::run(args).await),
+            Command::Traces(args) => done(client::traces(args).await),
+            Command::Trace(args) => done(client::trace(args).await),
+            Command::Keys(command) => done(keys::run(command).await),
+            Command::Reindex(args) => done(reindex::run(args).await),
+            Command::Retention(command) => done(retention::run(command).await),
+            Command::Feedback(command) => done(feedback::feedback(command).await),
+            Command::Dataset(command) => done(feedback::dataset(command).await),
+            Command::ExportTrace(args) => done(feedback::export_trace(args).await),
+            Command::Eval(command) => evals::run(command).await,
+            Command::Pricing(command) => done(pricing::run(command).await),
+            Command::Erase(args) => done(erase::run(args).await),
         }
     });
     match res {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

@@ -11,12 +11,16 @@
 //!   written as soon as it is given, so a million-item dataset exports in bounded memory.
 //! - [`import`]: reads JSONL (any of the chat shapes above, or Loupe's own item JSON) and CSV into
 //!   items, one record at a time; a bad record is reported and skipped, not fatal.
+//! - [`eval_run`]: eval suites read and turned into prompts, assertions evaluated on outputs,
+//!   the results document of a run, comparing two runs case by case, the baseline gate and
+//!   JUnit XML (the model calls are `loupe eval run`'s).
 //! - [`export_trace`]: one trace's LLM calls as a toad-eye-compatible eval suite
 //!   (`trace-<first 8 hex>.eval.yaml`) with baseline assertions.
 //!
 //! **Architecture Invariant:** no clock, no randomness, no file system: times and ids come in as
 //! arguments, so every output here is reproducible from its inputs.
 
+pub mod eval_run;
 pub mod export;
 pub mod export_trace;
 pub mod feedback;
@@ -73,6 +77,18 @@ pub enum Error {
     NothingToExport { trace_id: TraceId, reason: String },
     #[error("invalid csv: {0}")]
     Csv(String),
+    #[error("invalid eval suite: {0}")]
+    InvalidSuite(String),
+    #[error("unknown assertion type {kind:?}: use {known}")]
+    UnknownAssertion { kind: String, known: String },
+    #[error("invalid assertion {kind:?}: {reason}")]
+    InvalidAssertion { kind: String, reason: String },
+    #[error(
+        "case {case:?}: the template uses {{{{{name}}}}} but the case has no variable {name:?} (it has: {known})"
+    )]
+    MissingVariable { case: String, name: String, known: String },
+    #[error("case {case:?} has no `input` variable: give a --template that uses its variables")]
+    MissingInput { case: String },
     #[error("i/o error")]
     Io(#[from] std::io::Error),
 }
@@ -94,7 +110,12 @@ impl Error {
             | Error::UnknownExportFormat(_)
             | Error::UnknownImportFormat(_)
             | Error::NothingToExport { .. }
-            | Error::Csv(_) => ErrorCode::BadRequest,
+            | Error::Csv(_)
+            | Error::InvalidSuite(_)
+            | Error::UnknownAssertion { .. }
+            | Error::InvalidAssertion { .. }
+            | Error::MissingVariable { .. }
+            | Error::MissingInput { .. } => ErrorCode::BadRequest,
         }
     }
 }

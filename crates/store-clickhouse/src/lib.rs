@@ -19,6 +19,7 @@
 //! - Feedback, score configs and datasets: see [`records`].
 //! - Retention tiers (the `tier` column of `spans`), retention by day partitions, erasure and
 //!   per-project state (`project_state`): see [`retention`].
+//! - Recorded eval runs (`eval_runs`): see [`evals`].
 //!
 //! # Duplicates
 //!
@@ -39,6 +40,7 @@
 
 mod client;
 mod config;
+mod evals;
 mod records;
 mod retention;
 mod row;
@@ -1340,6 +1342,29 @@ impl Store for ClickHouseStore {
     async fn put_state(&self, project: &ProjectId, key: &str, value: &str) -> store::Result<()> {
         self.inner.ensure_schema().await?;
         Ok(self.inner.put_state(project, key, value).await?)
+    }
+
+    async fn put_eval_run(&self, run: &store::EvalRunRecord) -> store::Result<()> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.put_eval_run(run).await?)
+    }
+
+    async fn list_eval_runs(
+        &self,
+        project: &ProjectId,
+        limit: u32,
+    ) -> store::Result<Vec<store::EvalRunRow>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.list_eval_runs(project, limit).await?)
+    }
+
+    async fn get_eval_run(
+        &self,
+        project: &ProjectId,
+        id: &str,
+    ) -> store::Result<Option<store::EvalRunRecord>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.get_eval_run(project, id).await?)
     }
 
     async fn put_feedback(&self, feedback: &Feedback) -> store::Result<()> {

@@ -64,10 +64,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "spans, trace index, api keys", statements: v1 },
     Migration { version: 2, name: "feedback, score configs, datasets", statements: v2 },
     Migration { version: 3, name: "retention tiers, project state", statements: v3 },
+    Migration { version: 4, name: "eval runs", statements: v4 },
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 /// ClickHouse's `DUPLICATE_COLUMN`: 18.x has no `ADD COLUMN IF NOT EXISTS`, so a second run of
 /// an `ADD COLUMN` (another node, or a migration interrupted before it was recorded) fails with
@@ -256,6 +257,23 @@ fn v3(dialect: Dialect) -> Vec<String> {
             version UInt64
         ) ENGINE = ReplacingMergeTree(version)
         ORDER BY (project, key)"
+            .to_owned(),
+    ]
+}
+
+fn v4(_dialect: Dialect) -> Vec<String> {
+    vec![
+        // Recorded eval runs: the summary and the whole results document as JSON; a second put
+        // of an id is a newer version.
+        "CREATE TABLE IF NOT EXISTS eval_runs (
+            project String,
+            id String,
+            recorded_ns UInt64,
+            summary String,
+            document String,
+            version UInt64
+        ) ENGINE = ReplacingMergeTree(version)
+        ORDER BY (project, id)"
             .to_owned(),
     ]
 }

@@ -17,8 +17,8 @@
 //!   inserted spans only. A span without its own operation id takes its trace's
 //!   `root_operation` at read time, so it does not matter whether the root arrived first.
 //! - `api_keys`, the feedback and dataset tables (see `feedback`, `datasets`), the tail-sampling
-//!   tables (see `sampling`), per-project `state` records (see `state`) and `schema_migrations`
-//!   (see `schema`).
+//!   tables (see `sampling`), per-project `state` records (see `state`), recorded eval runs
+//!   (see `evals`) and `schema_migrations` (see `schema`).
 //! - `search.db`, a second file: the full-text index (FTS5, contentless, no positions) of each
 //!   span's searchable text (messages, free-form input/output, documents), keyed by the span's
 //!   rowid. It is derived data, maintained by a background thread (see `search`), so indexing
@@ -44,6 +44,7 @@
 
 mod codec;
 mod datasets;
+mod evals;
 mod feedback;
 mod filter;
 mod read;
@@ -696,6 +697,28 @@ impl Store for SqliteStore {
 
     async fn put_state(&self, project: &ProjectId, key: &str, value: &str) -> store::Result<()> {
         self.state_put(project, key, value).await
+    }
+
+    // Eval runs: implemented in `evals.rs`.
+
+    async fn put_eval_run(&self, run: &store::EvalRunRecord) -> store::Result<()> {
+        self.eval_run_put(run).await
+    }
+
+    async fn list_eval_runs(
+        &self,
+        project: &ProjectId,
+        limit: u32,
+    ) -> store::Result<Vec<store::EvalRunRow>> {
+        self.eval_run_list(project, limit).await
+    }
+
+    async fn get_eval_run(
+        &self,
+        project: &ProjectId,
+        id: &str,
+    ) -> store::Result<Option<store::EvalRunRecord>> {
+        self.eval_run_get(project, id).await
     }
 }
 

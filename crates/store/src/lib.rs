@@ -21,9 +21,9 @@ use model::{
 };
 
 pub use query::{
-    AggregateQuery, AggregateRow, ApiKeyRecord, CmpOp, Cursor, DatasetRef, Expr, FacetQuery,
-    Facets, Field, GroupBy, Metric, NewDatasetVersion, Page, RetentionTier, SpanQuery, TimeRange,
-    TraceQuery, TraceSummary, Value, WriteStats,
+    AggregateQuery, AggregateRow, ApiKeyRecord, CmpOp, Cursor, DatasetRef, EvalRunRecord,
+    EvalRunRow, Expr, FacetQuery, Facets, Field, GroupBy, Metric, NewDatasetVersion, Page,
+    RetentionTier, SpanQuery, TimeRange, TraceQuery, TraceSummary, Value, WriteStats,
 };
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -385,6 +385,25 @@ pub trait Store: Send + Sync + 'static {
     async fn put_state(&self, project: &ProjectId, key: &str, value: &str) -> Result<()> {
         let _ = (project, key, value);
         Err(unsupported("state records"))
+    }
+
+    /// Records an eval run (inserts, or replaces a run with the same project and id).
+    async fn put_eval_run(&self, run: &EvalRunRecord) -> Result<()> {
+        let _ = run;
+        Err(unsupported("eval runs"))
+    }
+
+    /// A project's recorded eval runs, newest first (by `recorded_ns`, then id), at most
+    /// `limit`.
+    async fn list_eval_runs(&self, project: &ProjectId, limit: u32) -> Result<Vec<EvalRunRow>> {
+        let _ = (project, limit);
+        Err(unsupported("eval runs"))
+    }
+
+    /// One recorded eval run, or `None`.
+    async fn get_eval_run(&self, project: &ProjectId, id: &str) -> Result<Option<EvalRunRecord>> {
+        let _ = (project, id);
+        Err(unsupported("eval runs"))
     }
 
     /// The recorded decision on a trace, if any.

@@ -251,6 +251,27 @@ pub struct WriteStats {
     pub n_duplicates: u64,
 }
 
+/// A recorded eval run: the run without its cases (`summary`) and the whole results document
+/// (`document`), both JSON the store keeps as given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRunRecord {
+    pub project: ProjectId,
+    /// The run's id, unique per project.
+    pub id: String,
+    /// When the run was recorded (lists are newest first by this).
+    pub recorded_ns: UnixNanos,
+    pub summary: String,
+    pub document: String,
+}
+
+/// A recorded eval run as listed: without its document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRunRow {
+    pub id: String,
+    pub recorded_ns: UnixNanos,
+    pub summary: String,
+}
+
 /// An API key as stored: only its SHA-256 hash, never the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyRecord {

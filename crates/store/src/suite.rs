@@ -16,6 +16,7 @@
 //! tests. Writes go through `write_spans` with every span of a check in the same project unless
 //! the check is about projects.
 
+pub mod evals;
 pub mod feedback;
 pub mod retention;
 

@@ -358,6 +358,28 @@ impl Store for SealingStore {
         self.inner.put_state(project, key, value).await
     }
 
+    // Eval runs hold the outputs of replayed suites, not recorded spans: passed through.
+
+    async fn put_eval_run(&self, run: &store::EvalRunRecord) -> store::Result<()> {
+        self.inner.put_eval_run(run).await
+    }
+
+    async fn list_eval_runs(
+        &self,
+        project: &ProjectId,
+        limit: u32,
+    ) -> store::Result<Vec<store::EvalRunRow>> {
+        self.inner.list_eval_runs(project, limit).await
+    }
+
+    async fn get_eval_run(
+        &self,
+        project: &ProjectId,
+        id: &str,
+    ) -> store::Result<Option<store::EvalRunRecord>> {
+        self.inner.get_eval_run(project, id).await
+    }
+
     async fn sampling_decision(
         &self,
         project: &ProjectId,

@@ -19,7 +19,7 @@ use crate::ZERO_CONFIG;
 const TRACE_ID: &str = "48f9c3e1b7a64f2c9d2e0a1b3c4d5e6f";
 const GENERATE_SPAN_ID: &str = "48f0000000000006";
 /// How long to wait for anything; generous because the whole suite shares two cores.
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// Chromium as the brief for the browser tests asks: headless, sandbox off (root in CI), and
 /// nothing that phones home.
@@ -39,7 +39,7 @@ const CHROMIUM_FLAGS: &[&str] = &[
 /// A chromedriver process with one browser session. Dropping it ends the session (chromedriver
 /// then quits the browser) and kills chromedriver by its pid, so a failed test leaves nothing
 /// behind.
-struct Browser {
+pub(crate) struct Browser {
     client: Client,
     driver: Child,
     port: u16,
@@ -68,7 +68,7 @@ impl Drop for Browser {
 
 impl Browser {
     /// Starts chromedriver and a browser session, or `None` when chromedriver is missing.
-    async fn start() -> Option<Browser> {
+    pub(crate) async fn start() -> Option<Browser> {
         let chromedriver =
             std::env::var("LOUPE_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
         let port = free_port();
@@ -113,11 +113,11 @@ impl Browser {
         Some(Browser { client, driver, port, session_id, _profile: profile })
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap_or_else(|error| panic!("open {url}: {error}"));
     }
 
-    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(WAIT)
@@ -128,7 +128,7 @@ impl Browser {
 
     /// The text of the first element matching `css`. Views redraw (the waterfall draws only the
     /// rows in view), so a lookup that finds a replaced element is simply retried.
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             match self.wait_for(css).await.text().await {
@@ -140,7 +140,7 @@ impl Browser {
     }
 
     /// Clicks the first element matching `css`, retrying when a redraw replaced it.
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
             match self.wait_for(css).await.click().await {
@@ -152,7 +152,7 @@ impl Browser {
     }
 
     /// Polls a JavaScript expression until it is truthy and returns its value.
-    async fn wait_js(&self, what: &str, script: &str) -> Value {
+    pub(crate) async fn wait_js(&self, what: &str, script: &str) -> Value {
         let deadline = Instant::now() + WAIT;
         loop {
             let value = self.client.execute(script, vec![]).await.expect("execute script");
@@ -170,18 +170,18 @@ impl Browser {
         }
     }
 
-    async fn current_path(&self) -> String {
+    pub(crate) async fn current_path(&self) -> String {
         self.client.current_url().await.expect("current url").path().to_owned()
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
         let dir = artifacts_dir();
         std::fs::create_dir_all(&dir).expect("create artifacts dir");
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.client.clone().close().await;
     }
 }
@@ -208,7 +208,7 @@ fn fixture() -> String {
 }
 
 /// The console URL of `path` on `app`.
-fn url(app: &App, path: &str) -> String {
+pub(crate) fn url(app: &App, path: &str) -> String {
     format!("{}{path}", app.http_url)
 }
 
@@ -936,7 +936,7 @@ async fn datasets_page_shows_versions_items_with_sources_and_exports() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evals_page_offers_suites_and_says_runs_are_not_recorded() {
+async fn evals_page_offers_suites_and_says_when_no_runs_are_recorded() {
     let Some((app, browser)) = setup(false).await else { return };
     send_json(
         &app,
@@ -948,7 +948,7 @@ async fn evals_page_offers_suites_and_says_runs_are_not_recorded() {
     .assert_status(201);
     browser.goto(&url(&app, "/evals")).await;
     let runs = browser.text(".evals .empty").await;
-    assert!(runs.contains("records no eval runs yet"), "{runs}");
+    assert!(runs.contains("No eval runs recorded yet"), "{runs}");
     let suite = browser
         .text("table[aria-label='Eval suites from datasets'] tr[data-dataset='refunds']")
         .await;

@@ -6,6 +6,7 @@ mod cli;
 mod console;
 mod durability;
 mod erasure;
+mod evals;
 mod fanout;
 mod feedback;
 mod gateway;
