@@ -302,6 +302,11 @@ impl Inner {
                 "ALTER TABLE trace_index DELETE WHERE project = {p} AND trace_id IN ({ids})"
             ))
             .await?;
+        self.client
+            .execute(&format!(
+                "ALTER TABLE span_events DELETE WHERE project = {p} AND trace_id IN ({ids})"
+            ))
+            .await?;
         self.wait_for_mutations().await?;
         Ok(n_spans)
     }
@@ -315,7 +320,7 @@ impl Inner {
                 .client
                 .select(&format!(
                     "SELECT count() AS n FROM system.mutations WHERE database = {} \
-                     AND table IN ('spans', 'trace_index') AND is_done = 0",
+                     AND table IN ('spans', 'trace_index', 'span_events') AND is_done = 0",
                     quote_str(&self.config.database)
                 ))
                 .await?;

@@ -64,10 +64,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "spans, trace index, api keys", statements: v1 },
     Migration { version: 2, name: "feedback, score configs, datasets", statements: v2 },
     Migration { version: 3, name: "retention tiers, project state", statements: v3 },
+    Migration { version: 4, name: "span events waiting for their span", statements: v4 },
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 /// ClickHouse's `DUPLICATE_COLUMN`: 18.x has no `ADD COLUMN IF NOT EXISTS`, so a second run of
 /// an `ADD COLUMN` (another node, or a migration interrupted before it was recorded) fails with
@@ -258,6 +259,11 @@ fn v3(dialect: Dialect) -> Vec<String> {
         ORDER BY (project, key)"
             .to_owned(),
     ]
+}
+
+/// See `span_events.rs`.
+fn v4(_dialect: Dialect) -> Vec<String> {
+    crate::span_events::migration()
 }
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS loupe_migrations (

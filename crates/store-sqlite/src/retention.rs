@@ -348,9 +348,14 @@ fn delete_batch(
         )?;
         let mut delete_doc = tx.prepare_cached("DELETE FROM span_docs WHERE id = ?1")?;
         let mut deletes = Vec::new();
-        for table in
-            ["spans", "traces", "sampling_pending", "sampling_decisions", "sampling_deferred"]
-        {
+        for table in [
+            "spans",
+            "traces",
+            "sampling_pending",
+            "sampling_decisions",
+            "sampling_deferred",
+            "span_events",
+        ] {
             deletes.push(tx.prepare_cached(&format!(
                 "DELETE FROM {table} WHERE project = ?1 AND trace_id = ?2"
             ))?);

@@ -18,6 +18,7 @@
 
 pub mod feedback;
 pub mod retention;
+pub mod span_events;
 
 use std::collections::BTreeMap;
 use std::future::Future;

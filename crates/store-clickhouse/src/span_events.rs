@@ -1,0 +1,160 @@
+//! Span events that arrived apart from their spans (GenAI events sent as OTLP log records),
+//! kept in `span_events` (schema version 4) until the pipeline merges them into their stored
+//! span and deletes them.
+//!
+//! A plain `MergeTree` ordered by `(project, trace_id, span_id, seq)`, where `seq` is a
+//! strictly increasing insertion stamp, so a span's events are one short range read in the
+//! order they were saved. The table stays small (events wait only until their span arrives),
+//! so deleting with an `ALTER … DELETE` mutation, waited for like trace deletions, is cheap; a
+//! trace's events are deleted with the trace (`delete_traces`, see `records.rs`).
+
+use std::collections::BTreeSet;
+
+use model::{ProjectId, SpanEvent, SpanId, TraceId};
+use serde::Deserialize;
+
+use crate::client::{quote, quote_str};
+use crate::{Error, Inner, now_ns};
+
+/// Schema version 4.
+pub(crate) fn migration() -> Vec<String> {
+    vec![
+        "CREATE TABLE IF NOT EXISTS span_events (
+            project String,
+            trace_id String,
+            span_id String,
+            seq UInt64,
+            event String
+        ) ENGINE = MergeTree
+        ORDER BY (project, trace_id, span_id, seq)"
+            .to_owned(),
+    ]
+}
+
+/// `(trace_id = … AND span_id = …) OR …` for a list of spans.
+fn span_condition(spans: &[(TraceId, SpanId)]) -> String {
+    let unique: BTreeSet<&(TraceId, SpanId)> = spans.iter().collect();
+    let terms: Vec<String> = unique
+        .into_iter()
+        .map(|(trace_id, span_id)| {
+            format!(
+                "(trace_id = {} AND span_id = {})",
+                quote(trace_id.to_hex()),
+                quote(span_id.to_hex())
+            )
+        })
+        .collect();
+    terms.join(" OR ")
+}
+
+impl Inner {
+    pub(crate) async fn put_span_events(
+        &self,
+        project: &ProjectId,
+        events: &[SpanEvent],
+    ) -> Result<(), Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut body = Vec::new();
+        for it in events {
+            let event = serde_json::to_string(&it.event)
+                .map_err(|e| Error::Corrupt(format!("span event: {e}")))?;
+            let row = serde_json::json!({
+                "project": project.as_str(),
+                "trace_id": it.trace_id.to_hex(),
+                "span_id": it.span_id.to_hex(),
+                "seq": now_ns(),
+                "event": event,
+            });
+            body.extend_from_slice(row.to_string().as_bytes());
+            body.push(b'\n');
+        }
+        self.retrying(|| self.client.insert("span_events", body.clone())).await
+    }
+
+    pub(crate) async fn span_events(
+        &self,
+        project: &ProjectId,
+        spans: &[(TraceId, SpanId)],
+    ) -> Result<Vec<SpanEvent>, Error> {
+        if spans.is_empty() {
+            return Ok(Vec::new());
+        }
+        #[derive(Deserialize)]
+        struct Row {
+            trace_id: String,
+            span_id: String,
+            event: String,
+        }
+        let rows: Vec<Row> = self
+            .client
+            .select(&format!(
+                "SELECT trace_id, span_id, event FROM span_events \
+                 WHERE project = {} AND ({}) ORDER BY seq",
+                quote(project),
+                span_condition(spans)
+            ))
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let trace_id = TraceId::from_hex(&row.trace_id)
+                    .map_err(|e| Error::Corrupt(format!("span event trace id: {e}")))?;
+                let span_id = SpanId::from_hex(&row.span_id)
+                    .map_err(|e| Error::Corrupt(format!("span event span id: {e}")))?;
+                let event = serde_json::from_str(&row.event)
+                    .map_err(|e| Error::Corrupt(format!("span event: {e}")))?;
+                Ok(SpanEvent { trace_id, span_id, event })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn delete_span_events(
+        &self,
+        project: &ProjectId,
+        spans: &[(TraceId, SpanId)],
+    ) -> Result<u64, Error> {
+        if spans.is_empty() {
+            return Ok(0);
+        }
+        self.client
+            .execute(&format!(
+                "ALTER TABLE span_events DELETE WHERE project = {} AND ({})",
+                quote(project),
+                span_condition(spans)
+            ))
+            .await?;
+        self.wait_for_table_mutations("span_events").await?;
+        Ok(0)
+    }
+
+    /// Waits until the mutations of `table` are applied (18.x has no `mutations_sync`).
+    pub(crate) async fn wait_for_table_mutations(&self, table: &str) -> Result<(), Error> {
+        #[derive(Deserialize)]
+        struct Count {
+            n: u64,
+        }
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        loop {
+            let pending: Vec<Count> = self
+                .client
+                .select(&format!(
+                    "SELECT count() AS n FROM system.mutations WHERE database = {} \
+                     AND table = {} AND is_done = 0",
+                    quote_str(&self.config.database),
+                    quote_str(table)
+                ))
+                .await?;
+            if pending.first().is_none_or(|c| c.n == 0) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Unreachable(format!(
+                    "deletion from {table} is recorded but not applied yet; it completes in the \
+                     background"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
