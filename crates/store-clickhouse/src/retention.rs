@@ -128,6 +128,7 @@ impl Inner {
         started_before_ns: UnixNanos,
         limit: u32,
     ) -> Result<u64, Error> {
+        self.delete_span_events_before(project, started_before_ns).await?;
         if let Some(n_spans) = self.drop_old_partition(project, started_before_ns).await? {
             return Ok(n_spans);
         }

@@ -6,7 +6,8 @@
 //! strictly increasing insertion stamp, so a span's events are one short range read in the
 //! order they were saved. The table stays small (events wait only until their span arrives),
 //! so deleting with an `ALTER … DELETE` mutation, waited for like trace deletions, is cheap; a
-//! trace's events are deleted with the trace (`delete_traces`, see `records.rs`).
+//! trace's events are deleted with the trace (`delete_traces`, see `records.rs`), and retention
+//! deletes the rows older than its cutoff whose span never arrived.
 
 use std::collections::BTreeSet;
 
@@ -24,6 +25,7 @@ pub(crate) fn migration() -> Vec<String> {
             trace_id String,
             span_id String,
             seq UInt64,
+            time_ns UInt64,
             event String
         ) ENGINE = MergeTree
         ORDER BY (project, trace_id, span_id, seq)"
@@ -65,6 +67,7 @@ impl Inner {
                 "trace_id": it.trace_id.to_hex(),
                 "span_id": it.span_id.to_hex(),
                 "seq": now_ns(),
+                "time_ns": it.event.time_unix_nano,
                 "event": event,
             });
             body.extend_from_slice(row.to_string().as_bytes());
@@ -126,6 +129,29 @@ impl Inner {
             .await?;
         self.wait_for_table_mutations("span_events").await?;
         Ok(0)
+    }
+
+    /// Deletes the saved events of a project older than the cutoff (their span never arrived, or
+    /// they would have been merged and deleted). Part of `delete_traces_before`.
+    pub(crate) async fn delete_span_events_before(
+        &self,
+        project: &ProjectId,
+        before_ns: u64,
+    ) -> Result<(), Error> {
+        #[derive(Deserialize)]
+        struct Count {
+            n: u64,
+        }
+        let condition = format!("project = {} AND time_ns < {before_ns}", quote(project));
+        let counted: Vec<Count> = self
+            .client
+            .select(&format!("SELECT count() AS n FROM span_events WHERE {condition}"))
+            .await?;
+        if counted.first().is_none_or(|c| c.n == 0) {
+            return Ok(());
+        }
+        self.client.execute(&format!("ALTER TABLE span_events DELETE WHERE {condition}")).await?;
+        self.wait_for_table_mutations("span_events").await
     }
 
     /// Waits until the mutations of `table` are applied (18.x has no `mutations_sync`).

@@ -153,6 +153,14 @@ impl SqliteStore {
         limit: u32,
     ) -> store::Result<u64> {
         let limit = u64::from(limit.max(1));
+        {
+            let project = project.clone();
+            let before_ns = to_i64(started_before_ns);
+            self.with_writer(move |conn| {
+                crate::span_events::delete_before(conn, &project, before_ns)
+            })
+            .await?;
+        }
         let mut res = 0;
         // Candidates already looked at in this call (traces with a later span, or holding the
         // highest rowid), so each batch goes on after them.

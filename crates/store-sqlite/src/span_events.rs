@@ -4,11 +4,14 @@
 //!
 //! One row per event: the span's key, and the event as JSON. Rows are read back in insertion
 //! order (`id`), which is the order the events were received. A trace's rows go with the trace
-//! when it is deleted (tail sampling, retention; see `sampling.rs` and `retention.rs`).
+//! when it is deleted (tail sampling, retention; see `sampling.rs` and `retention.rs`), and
+//! retention also deletes the rows older than its cutoff whose span never arrived
+//! ([`delete_before`]).
 
 use model::{ProjectId, SpanEvent, SpanId, TraceId};
 use rusqlite::params;
 
+use crate::write::to_i64;
 use crate::{Error, SqliteStore};
 
 /// Schema version 7.
@@ -18,9 +21,11 @@ CREATE TABLE span_events (
     project TEXT NOT NULL,
     trace_id BLOB NOT NULL,
     span_id BLOB NOT NULL,
+    time_ns INTEGER NOT NULL,
     event TEXT NOT NULL
 );
 CREATE INDEX span_events_by_span ON span_events (project, trace_id, span_id);
+CREATE INDEX span_events_by_time ON span_events (project, time_ns);
 ";
 
 impl SqliteStore {
@@ -38,8 +43,8 @@ impl SqliteStore {
             let tx = conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO span_events (project, trace_id, span_id, event)
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO span_events (project, trace_id, span_id, time_ns, event)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
                 for it in &events {
                     let event = serde_json::to_string(&it.event)
@@ -48,6 +53,7 @@ impl SqliteStore {
                         project.as_str(),
                         &it.trace_id.as_bytes()[..],
                         &it.span_id.as_bytes()[..],
+                        to_i64(it.event.time_unix_nano),
                         event
                     ])?;
                 }
@@ -137,4 +143,17 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// Deletes the saved events of a project older than the cutoff (their span never arrived, or
+/// they would have been merged and deleted). Part of `delete_traces_before`.
+pub(crate) fn delete_before(
+    conn: &mut rusqlite::Connection,
+    project: &ProjectId,
+    before_ns: i64,
+) -> Result<usize, Error> {
+    let n = conn
+        .prepare_cached("DELETE FROM span_events WHERE project = ?1 AND time_ns < ?2")?
+        .execute(params![project.as_str(), before_ns])?;
+    Ok(n)
 }

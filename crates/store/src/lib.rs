@@ -314,7 +314,9 @@ pub trait Store: Send + Sync + 'static {
 
     // Span events that arrived apart from their spans (GenAI events sent as OTLP log records).
     // The pipeline saves them, then merges them into their span once it is stored (see
-    // `pipeline`'s writer) and deletes them; deleting a trace deletes its saved events too.
+    // `pipeline`'s writer) and deletes them. Deleting a trace (`delete_traces`,
+    // `delete_traces_before`) deletes its saved events too, and `delete_traces_before` also
+    // deletes the project's saved events older than its cutoff (events whose span never came).
 
     /// Saves span events durably, whether or not their spans are stored.
     async fn put_span_events(&self, project: &ProjectId, events: &[SpanEvent]) -> Result<()> {

@@ -6,7 +6,8 @@
 //! - saved events come back for exactly the spans asked for, in the order they were saved,
 //!   whether or not the span is stored, and asking twice for a span returns its events once;
 //! - `delete_span_events` deletes the events of the spans given and no others;
-//! - deleting a trace (`delete_traces`) deletes its saved events;
+//! - deleting a trace (`delete_traces`) deletes its saved events, and `delete_traces_before`
+//!   deletes the saved events older than its cutoff;
 //! - nothing of one project is read or deleted through another.
 
 use std::future::Future;
@@ -88,5 +89,14 @@ pub async fn span_events_round_trip(store: &dyn Store) {
     write(store, &[span("default", 2, 1, None, "later", 20, 10)]).await;
     store.delete_traces(&a, &[trace_id(1)]).await.expect("delete trace");
     assert!(store.span_events(&a, &[(trace_id(1), span_id(3))]).await.expect("get").is_empty());
+    assert_eq!(store.span_events(&b, &[key]).await.expect("get").len(), 1, "projects isolated");
+
+    // Retention deletes saved events older than its cutoff, whose span never came.
+    let waiting = [event(3, 1, "gen_ai.user.message", "old"), event(3, 9, "gen_ai.choice", "new")];
+    store.put_span_events(&a, &waiting).await.expect("put events");
+    store.delete_traces_before(&a, T0 + 5, 100).await.expect("retention");
+    let keys = [(trace_id(3), span_id(1)), (trace_id(3), span_id(9))];
+    let left = store.span_events(&a, &keys).await.expect("get");
+    assert_eq!(contents(&left), ["gen_ai.choice:new"], "only the old event deleted");
     assert_eq!(store.span_events(&b, &[key]).await.expect("get").len(), 1, "projects isolated");
 }
