@@ -25,9 +25,6 @@ use store::{RetentionTier, Store};
 
 use crate::ProcessorChain;
 
-/// Spans looked up per store call, so a query stays small on every backend.
-const LOOKUP_CHUNK: usize = 256;
-
 /// Runs the processors over events the way they would run over the same events on their span:
 /// the events of each span are put on a stand-in span, processed, and taken back.
 pub(crate) fn process_events(
@@ -89,10 +86,7 @@ pub(crate) async fn merge_saved_events(
     let mut res = 0;
     for (project, keys) in spans {
         let keys: Vec<(TraceId, SpanId)> = keys.into_iter().collect();
-        let mut saved: Vec<SpanEvent> = Vec::new();
-        for chunk in keys.chunks(LOOKUP_CHUNK) {
-            saved.extend(store.span_events(&project, chunk).await?);
-        }
+        let saved = store.span_events(&project, &keys).await?;
         if saved.is_empty() {
             continue;
         }
@@ -127,8 +121,8 @@ pub(crate) async fn merge_saved_events(
             processors.process(&mut merged);
             res += store.rewrite_spans(&merged, RetentionTier::Full).await?;
         }
-        for chunk in found.chunks(LOOKUP_CHUNK) {
-            store.delete_span_events(&project, chunk).await?;
+        if !found.is_empty() {
+            store.delete_span_events(&project, &found).await?;
         }
     }
     Ok(res)

@@ -33,11 +33,16 @@ pub(crate) fn migration() -> Vec<String> {
     ]
 }
 
+/// Trace ids per lookup query (about 40 bytes each, well inside `max_query_size`).
+const TRACES_PER_QUERY: usize = 1000;
+
+/// Spans per delete mutation (about 80 bytes each).
+const SPANS_PER_DELETE: usize = 1000;
+
 /// `(trace_id = … AND span_id = …) OR …` for a list of spans.
 fn span_condition(spans: &[(TraceId, SpanId)]) -> String {
-    let unique: BTreeSet<&(TraceId, SpanId)> = spans.iter().collect();
-    let terms: Vec<String> = unique
-        .into_iter()
+    let terms: Vec<String> = spans
+        .iter()
         .map(|(trace_id, span_id)| {
             format!(
                 "(trace_id = {} AND span_id = {})",
@@ -90,26 +95,60 @@ impl Inner {
             span_id: String,
             event: String,
         }
-        let rows: Vec<Row> = self
+        #[derive(Deserialize)]
+        struct Count {
+            n: u64,
+        }
+        // The pipeline asks after every span write; the table is usually empty for the project,
+        // which one read of the primary key's first column tells.
+        let p = quote(project);
+        let counted: Vec<Count> = self
             .client
-            .select(&format!(
-                "SELECT trace_id, span_id, event FROM span_events \
-                 WHERE project = {} AND ({}) ORDER BY seq",
-                quote(project),
-                span_condition(spans)
-            ))
+            .select(&format!("SELECT count() AS n FROM span_events WHERE project = {p}"))
             .await?;
-        rows.into_iter()
-            .map(|row| {
+        if counted.first().is_none_or(|c| c.n == 0) {
+            return Ok(Vec::new());
+        }
+        // By trace (a batch has far fewer traces than spans), then the spans asked for.
+        let wanted: BTreeSet<(TraceId, SpanId)> = spans.iter().copied().collect();
+        let trace_ids: Vec<String> = wanted
+            .iter()
+            .map(|(trace_id, _)| trace_id.to_hex())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(quote)
+            .collect();
+        let mut res: Vec<(u64, SpanEvent)> = Vec::new();
+        for chunk in trace_ids.chunks(TRACES_PER_QUERY) {
+            #[derive(Deserialize)]
+            struct SeqRow {
+                seq: u64,
+                #[serde(flatten)]
+                row: Row,
+            }
+            let rows: Vec<SeqRow> = self
+                .client
+                .select(&format!(
+                    "SELECT seq, trace_id, span_id, event FROM span_events \
+                     WHERE project = {p} AND trace_id IN ({})",
+                    chunk.join(", ")
+                ))
+                .await?;
+            for SeqRow { seq, row } in rows {
                 let trace_id = TraceId::from_hex(&row.trace_id)
                     .map_err(|e| Error::Corrupt(format!("span event trace id: {e}")))?;
                 let span_id = SpanId::from_hex(&row.span_id)
                     .map_err(|e| Error::Corrupt(format!("span event span id: {e}")))?;
+                if !wanted.contains(&(trace_id, span_id)) {
+                    continue;
+                }
                 let event = serde_json::from_str(&row.event)
                     .map_err(|e| Error::Corrupt(format!("span event: {e}")))?;
-                Ok(SpanEvent { trace_id, span_id, event })
-            })
-            .collect()
+                res.push((seq, SpanEvent { trace_id, span_id, event }));
+            }
+        }
+        res.sort_by_key(|(seq, _)| *seq);
+        Ok(res.into_iter().map(|(_, event)| event).collect())
     }
 
     pub(crate) async fn delete_span_events(
@@ -120,13 +159,17 @@ impl Inner {
         if spans.is_empty() {
             return Ok(0);
         }
-        self.client
-            .execute(&format!(
-                "ALTER TABLE span_events DELETE WHERE project = {} AND ({})",
-                quote(project),
-                span_condition(spans)
-            ))
-            .await?;
+        let spans: Vec<(TraceId, SpanId)> =
+            spans.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        for chunk in spans.chunks(SPANS_PER_DELETE) {
+            self.client
+                .execute(&format!(
+                    "ALTER TABLE span_events DELETE WHERE project = {} AND ({})",
+                    quote(project),
+                    span_condition(chunk)
+                ))
+                .await?;
+        }
         self.wait_for_table_mutations("span_events").await?;
         Ok(0)
     }

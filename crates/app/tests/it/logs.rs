@@ -74,16 +74,18 @@ fn logs_json(trace: &str, span: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn genai_log_events_join_their_span_over_http() {
-    let app = spawn_app(ZERO_CONFIG).await;
-    let id = trace_id(700);
+/// Sends a chat span and its GenAI events as OTLP/HTTP logs (JSON, gzip), the span first or
+/// last, and checks the span's view shows the events' messages.
+async fn check_log_events_join_their_span(app: &App, n: u64, span_first: bool) {
+    let id = trace_id(n);
     let base = 1_700_000_000_000_000_000;
     let mut chat = otlp::span(id, 1, None, "chat gpt-4o", base, base + 1_000_000_000);
     chat.attributes.push(otlp::string("gen_ai.operation.name", "chat"));
     chat.attributes.push(otlp::string("gen_ai.request.model", "gpt-4o"));
     let request = otlp::request("svc", vec![chat]);
-    app.post_otlp_protobuf(otlp::encode(&request)).await.assert_status(200);
+    if span_first {
+        app.post_otlp_protobuf(otlp::encode(&request)).await.assert_status(200);
+    }
 
     let span_hex = hex(&[0, 0, 0, 0, 0, 0, 0, 1]);
     let body = gzip(logs_json(&hex(&id), &span_hex).as_bytes());
@@ -94,6 +96,9 @@ async fn genai_log_events_join_their_span_over_http() {
     assert_eq!(partial["rejectedLogRecords"], "1");
     expect!["dropped 1 of 3 log records: 1 not GenAI events (only log records whose event name starts with gen_ai. are kept)"]
         .assert_eq(partial["errorMessage"].as_str().unwrap());
+    if !span_first {
+        app.post_otlp_protobuf(otlp::encode(&request)).await.assert_status(200);
+    }
 
     // A 2xx means the events are committed and merged.
     let tree = app.get_json(&format!("/api/v1/traces/{}", hex(&id))).await;
@@ -103,6 +108,13 @@ async fn genai_log_events_join_their_span_over_http() {
           assistant: It was sent today.
     "#]]
     .assert_eq(&render_messages(&tree));
+}
+
+#[tokio::test]
+async fn genai_log_events_join_their_span_over_http() {
+    let app = spawn_app(ZERO_CONFIG).await;
+    check_log_events_join_their_span(&app, 700, true).await;
+    check_log_events_join_their_span(&app, 702, false).await;
 
     // An empty request is a success; a wrong body is a 400.
     let response =
@@ -113,11 +125,31 @@ async fn genai_log_events_join_their_span_over_http() {
     assert_eq!(response.status, 400);
     let metrics = app.get("/metrics", &[]).await.text();
     for line in [
-        r#"loupe_ingest_log_events_accepted_total{transport="http"} 2"#,
-        r#"loupe_ingest_log_records_dropped_total{transport="http",reason="not_genai_event"} 1"#,
+        r#"loupe_ingest_log_events_accepted_total{transport="http"} 4"#,
+        r#"loupe_ingest_log_records_dropped_total{transport="http",reason="not_genai_event"} 2"#,
+        r#"loupe_store_spans_merged_total{backend="sqlite"} 2"#,
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genai_log_events_join_their_span_on_clickhouse() {
+    let Ok(url) = std::env::var("CLICKHOUSE_URL") else {
+        eprintln!("CLICKHOUSE_URL is not set: skipping (scripts/test starts a server)");
+        return;
+    };
+    let database = format!(
+        "loupe_it_logs_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    let store_url = format!("{}?database={database}", url.trim_end_matches('/').to_owned() + "/");
+    let app = spawn_app(&format!("[store]\nurl = \"{store_url}\"\n")).await;
+    check_log_events_join_their_span(&app, 703, true).await;
+    check_log_events_join_their_span(&app, 704, false).await;
+    let client = reqwest::Client::new();
+    let _ = client.post(&url).body(format!("DROP DATABASE IF EXISTS {database}")).send().await;
 }
 
 #[tokio::test]
