@@ -201,6 +201,16 @@ impl Collector for PipelineCollector {
             ("loupe_store_writes", "Store write transactions (group commits)", stats.store_writes),
             ("loupe_store_write_errors", "Store writes that failed", stats.store_errors),
             (
+                "loupe_store_span_events_saved",
+                "Span events saved apart from their spans (GenAI events from OTLP logs)",
+                stats.saved_events,
+            ),
+            (
+                "loupe_store_spans_merged",
+                "Stored spans rewritten with span events that arrived apart from them",
+                stats.merged_spans,
+            ),
+            (
                 "loupe_queue_rejected_spans",
                 "Spans refused because the write queue was full",
                 stats.rejected_overload,

@@ -227,7 +227,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(listener) => {
             let addr = listener.local_addr().context("reading the gRPC address")?;
             let stop = wait_for(stop_rx.clone());
-            let service = ingest::otlp_grpc::server(ingest_state);
+            let service = ingest::otlp_grpc::server(ingest_state.clone());
+            let logs_service = ingest::otlp_grpc::logs_server(ingest_state.clone());
+            // In-flight request bytes are bounded over all connections, by the budget HTTP
+            // ingest shares.
+            let budget = ingest::otlp_grpc::InflightBudgetLayer::new(ingest_state);
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             let task = tokio::spawn(async move {
                 tonic::transport::Server::builder()
@@ -235,7 +239,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .layer(tower::util::MapResponseLayer::new(
                         ingest::otlp_grpc::too_large_is_resource_exhausted,
                     ))
+                    .layer(budget)
                     .add_service(service)
+                    .add_service(logs_service)
                     .serve_with_incoming_shutdown(incoming, stop)
                     .await
             });

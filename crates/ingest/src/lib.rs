@@ -1,8 +1,10 @@
-//! OTLP receivers: [`otlp_http`] (axum, `POST /v1/traces`) and [`otlp_grpc`] (tonic,
-//! `TraceService/Export`). Each one authenticates the request, reads the body under a size cap
-//! (compressed and decompressed), decodes it with `otlp`, hands the valid spans to the pipeline
-//! and answers as the OTLP spec asks: a partial success when some spans were rejected, a
-//! retryable status with `Retry-After` when the write queue is full.
+//! OTLP receivers: [`otlp_http`] (axum, `POST /v1/traces` and `/v1/logs`) and [`otlp_grpc`]
+//! (tonic, `TraceService/Export` and `LogsService/Export`). Each one authenticates the request,
+//! reads the body under a size cap (compressed and decompressed) and a global in-flight byte
+//! budget shared by both transports, decodes it with `otlp`, hands the valid spans (or the GenAI
+//! events of log records) to the pipeline and answers as the OTLP spec asks: a partial success
+//! when some spans were rejected or log records dropped, a retryable status with `Retry-After`
+//! (gRPC: `RetryInfo`) when the write queue or the byte budget is full.
 //!
 //! **API Boundary:** [`IngestState`] is all a receiver needs; `app` builds it once and mounts
 //! [`otlp_http::router`] and [`otlp_grpc::server`].
@@ -62,7 +64,7 @@ pub enum Error {
     #[error("too many request bytes in flight; retry after {retry_after_secs}s")]
     Busy { retry_after_secs: u32 },
     #[error(
-        "the {signal} signal is not supported yet: loupe accepts traces only (POST /v1/traces, TraceService/Export)"
+        "the {signal} signal is not supported: loupe accepts traces (POST /v1/traces, TraceService/Export) and GenAI events as logs (POST /v1/logs, LogsService/Export)"
     )]
     SignalNotSupported { signal: &'static str },
 }
@@ -124,6 +126,19 @@ pub fn rpc_code(code: ErrorCode) -> tonic::Code {
     }
 }
 
+/// Bytes of the in-flight budget held by one request; given back on drop.
+pub(crate) struct Reservation {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    n_bytes: u32,
+    metrics: Arc<IngestMetrics>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.metrics.inflight_bytes_add(-i64::from(self.n_bytes));
+    }
+}
+
 /// Everything a receiver needs. Cheap to clone.
 #[derive(Clone)]
 pub struct IngestState {
@@ -131,7 +146,8 @@ pub struct IngestState {
     pub auth: auth::Auth,
     pub config: Arc<IngestConfig>,
     pub metrics: Arc<IngestMetrics>,
-    /// Bytes of request bodies being processed, bounded by `max_inflight_bytes`.
+    /// Bytes of request bodies being processed, bounded by `max_inflight_bytes`: one budget for
+    /// both transports and all connections.
     inflight: Arc<tokio::sync::Semaphore>,
 }
 
@@ -152,14 +168,31 @@ impl IngestState {
         }
     }
 
-    /// Reserves `n_bytes` of the in-flight budget, or fails at once with [`Error::Busy`].
-    fn reserve(&self, n_bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+    /// Reserves `n_bytes` of the in-flight budget, or fails at once with [`Error::Busy`]. The
+    /// budget is one for all requests of both transports; the bytes go back when the returned
+    /// reservation is dropped.
+    fn reserve(&self, n_bytes: usize) -> Result<Reservation, Error> {
         let n_bytes = n_bytes.clamp(1, self.config.max_inflight_bytes);
         let n_permits = u32::try_from(n_bytes).unwrap_or(u32::MAX);
-        self.inflight.clone().try_acquire_many_owned(n_permits).map_err(|_| {
-            self.metrics.busy();
-            Error::Busy { retry_after_secs: 1 }
-        })
+        match self.inflight.clone().try_acquire_many_owned(n_permits) {
+            Ok(permit) => {
+                self.metrics.inflight_bytes_add(i64::from(n_permits));
+                Ok(Reservation {
+                    _permit: permit,
+                    n_bytes: n_permits,
+                    metrics: self.metrics.clone(),
+                })
+            }
+            Err(_) => {
+                self.metrics.busy();
+                Err(Error::Busy { retry_after_secs: 1 })
+            }
+        }
+    }
+
+    /// Bytes of the in-flight budget in use now.
+    pub fn inflight_bytes(&self) -> usize {
+        self.config.max_inflight_bytes - self.inflight.available_permits()
     }
 
     /// Hands the decoded spans to the pipeline and waits until they are durable.
@@ -189,6 +222,42 @@ impl IngestState {
         }
         self.metrics.spans_accepted(transport, n_spans);
         Ok(rejected)
+    }
+
+    /// Hands the GenAI events of a logs request to the pipeline and waits until they are
+    /// durable; returns the records dropped (counted in `/metrics` by reason).
+    async fn submit_logs(
+        &self,
+        transport: &'static str,
+        project: model::ProjectId,
+        decoded: otlp::DecodedLogs,
+    ) -> Result<Vec<otlp::DroppedLog>, Error> {
+        let otlp::DecodedLogs { events, dropped } = decoded;
+        for it in &dropped {
+            self.metrics.logs_dropped(transport, it.reason.as_str(), 1);
+        }
+        if let Some(first) = dropped.first() {
+            tracing::debug!(
+                n_dropped = dropped.len(),
+                reason = first.reason.as_str(),
+                "dropped log records"
+            );
+        }
+        let n_events = events.len();
+        if n_events > 0 {
+            let batch = pipeline::EventBatch { project, events };
+            if let Err(error) = self.pipeline.submit_events(batch).await {
+                let reason = match error.code() {
+                    ErrorCode::Unavailable | ErrorCode::TooManyRequests => "overloaded",
+                    ErrorCode::PayloadTooLarge => "too_large",
+                    _ => "store_error",
+                };
+                self.metrics.logs_dropped(transport, reason, n_events);
+                return Err(error.into());
+            }
+        }
+        self.metrics.events_accepted(transport, n_events);
+        Ok(dropped)
     }
 }
 

@@ -13,7 +13,7 @@ fn errors_map_to_statuses_and_retry_hints() {
         Error::Auth(auth::Error::WrongKey),
         Error::Pipeline(pipeline::Error::Overloaded { queued_spans: 5, retry_after_secs: 2 }),
         Error::Busy { retry_after_secs: 1 },
-        Error::SignalNotSupported { signal: "logs" },
+        Error::SignalNotSupported { signal: "metrics" },
     ];
     let mut res = String::new();
     for error in &errors {
@@ -33,7 +33,7 @@ fn errors_map_to_statuses_and_retry_hints() {
         401 Unauthenticated retry=None unauthorized: the api key is not valid
         503 Unavailable retry=Some(2) overloaded: write queue is full (5 spans waiting); retry after 2s
         503 Unavailable retry=Some(1) overloaded: too many request bytes in flight; retry after 1s
-        501 Unimplemented retry=None not_implemented: the logs signal is not supported yet: loupe accepts traces only (POST /v1/traces, TraceService/Export)
+        501 Unimplemented retry=None not_implemented: the metrics signal is not supported: loupe accepts traces (POST /v1/traces, TraceService/Export) and GenAI events as logs (POST /v1/logs, LogsService/Export)
     "#]]
     .assert_eq(&res);
 }

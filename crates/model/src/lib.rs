@@ -25,8 +25,8 @@ pub use ids::{IdError, SpanId, TraceId};
 pub use llm::{Document, LlmView, Message, Part, RequestParams, SpanType, Usage, ViewFlags};
 pub use project::ProjectId;
 pub use span::{
-    AnyValue, Event, KeyValue, Link, RawSpan, Resource, Scope, SpanKind, Status, StatusCode,
-    StoredSpan, attr_get, attr_str,
+    AnyValue, Event, KeyValue, Link, RawSpan, Resource, Scope, SpanEvent, SpanKind, Status,
+    StatusCode, StoredSpan, attr_get, attr_str,
 };
 
 /// Nanoseconds since the Unix epoch, as OTLP carries them.

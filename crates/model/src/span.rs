@@ -242,6 +242,16 @@ pub struct Event {
     pub dropped_attributes_count: u32,
 }
 
+/// A span event that arrived on its own, addressed to its span by trace and span id: an OTLP log
+/// record holding a GenAI event (`gen_ai.user.message`, `gen_ai.choice`, ...). It is kept until
+/// its span is stored, then becomes one of the span's `events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanEvent {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub event: Event,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Link {
     pub trace_id: TraceId,

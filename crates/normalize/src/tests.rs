@@ -195,3 +195,82 @@ fn views_rebuild_from_stored_raw_spans() {
     }
     assert!(n_spans >= 50, "{n_spans} spans");
 }
+
+/// GenAI events sent as OTLP log records (payload in the body, decoded by `otlp::decode_logs`)
+/// and added to their span give the same view as the same events sent as span events.
+#[test]
+fn log_events_give_the_view_of_span_events() {
+    let ids = r#""traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174""#;
+    let text = |s: &str| format!(r#"{{"stringValue":"{s}"}}"#);
+    let kv = |k: &str, v: &str| format!(r#"{{"key":"{k}","value":{v}}}"#);
+    let choice_message = format!(
+        r#"{{"kvlistValue":{{"values":[{},{}]}}}}"#,
+        kv("role", &text("assistant")),
+        kv("content", &text("Paris."))
+    );
+    let payloads = [
+        ("gen_ai.system.message", vec![kv("content", &text("Answer in one word."))]),
+        ("gen_ai.user.message", vec![kv("content", &text("Capital of France?"))]),
+        (
+            "gen_ai.choice",
+            vec![
+                kv("index", r#"{"intValue":"0"}"#),
+                kv("finish_reason", &text("stop")),
+                kv("message", &choice_message),
+            ],
+        ),
+    ];
+    let span_events: Vec<String> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, (name, fields))| {
+            format!(
+                r#"{{"timeUnixNano":"{}","name":"{name}","attributes":[{}]}}"#,
+                1000 + i,
+                fields.join(",")
+            )
+        })
+        .collect();
+    let span = |events: &str| {
+        format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{{ids},"name":"chat gpt-4o",
+            "startTimeUnixNano":"1000","endTimeUnixNano":"2000",
+            "attributes":[{}],"events":[{events}]}}]}}]}}]}}"#,
+            kv("gen_ai.operation.name", &text("chat"))
+        )
+    };
+    let records: Vec<String> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, (name, fields))| {
+            format!(
+                r#"{{"timeUnixNano":"{}","eventName":"{name}",{ids},"body":{{"kvlistValue":{{"values":[{}]}}}}}}"#,
+                1000 + i,
+                fields.join(",")
+            )
+        })
+        .collect();
+    let logs = format!(
+        r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
+        records.join(",")
+    );
+
+    let with_span_events = otlp::decode_json(span(&span_events.join(",")).as_bytes()).unwrap();
+    let mut with_log_events = otlp::decode_json(span("").as_bytes()).unwrap();
+    let decoded_logs = otlp::decode_logs(otlp::Encoding::Json, logs.as_bytes()).unwrap();
+    assert!(decoded_logs.dropped.is_empty(), "{:?}", decoded_logs.dropped);
+    with_log_events.spans[0].events = decoded_logs.events.into_iter().map(|it| it.event).collect();
+    let expected = crate::derive_view(&with_span_events.spans[0]);
+    let view = crate::derive_view(&with_log_events.spans[0]);
+    assert_eq!(view, expected);
+    let messages: Vec<String> = view
+        .input_messages
+        .iter()
+        .chain(&view.output_messages)
+        .map(|message| format!("{}: {}", message.role, message.text_content()))
+        .collect();
+    expect![[
+        r#"["system: Answer in one word.", "user: Capital of France?", "assistant: Paris."]"#
+    ]]
+    .assert_eq(&format!("{messages:?}"));
+}

@@ -1,4 +1,5 @@
-//! A tolerant, streaming reader of OTLP JSON trace requests.
+//! A tolerant, streaming reader of OTLP JSON trace requests (and of logs requests, for the GenAI
+//! events they carry: see `logs.rs`).
 //!
 //! Beyond the spec's own rules (hex ids, 64-bit integers as strings, enums as integers, unknown
 //! fields ignored) it accepts what real senders emit:
@@ -24,6 +25,7 @@ use model::{AnyValue, Event, KeyValue, Link, RawSpan, Resource, Scope, SpanKind,
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use crate::logs::{DecodedLogs, DropReason, DroppedLog, LogFields};
 use crate::span::{check_link, check_span};
 use crate::{Decoded, Error, MAX_VALUE_DEPTH, Rejected};
 
@@ -97,6 +99,85 @@ pub fn decode_json(body: &[u8]) -> Result<Decoded, Error> {
     Ok(res)
 }
 
+/// Decodes an `application/json` logs request (same tolerance as for traces: either key case,
+/// hex or base64 ids, 64-bit integers as strings or numbers, missing repeated fields).
+pub(crate) fn decode_logs_json(body: &[u8]) -> Result<DecodedLogs, Error> {
+    let shape = Error::LogsJsonShape;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let root = NodeSeed.deserialize(&mut deserializer).map_err(Error::Json)?;
+    deserializer.end().map_err(Error::Json)?;
+    let Node::Object(mut root) = root else {
+        return Err(shape("the top level must be an object".to_owned()));
+    };
+    let mut res = DecodedLogs::default();
+    let array = |obj: &mut Object, keys: &[&str], what: &str| match take(obj, keys) {
+        None | Some(Node::Scalar(Value::Null)) => Ok(Vec::new()),
+        Some(Node::Array(values)) => Ok(values),
+        Some(other) => Err(shape(format!("{what} must be an array, got {}", type_name(&other)))),
+    };
+    let resource_logs = array(&mut root, &["resourceLogs", "resource_logs"], "resourceLogs")?;
+    for (i, resource_logs) in resource_logs.into_iter().enumerate() {
+        let Node::Object(mut resource_logs) = resource_logs else {
+            return Err(shape(format!("resourceLogs[{i}] must be an object")));
+        };
+        let scope_logs = array(&mut resource_logs, &["scopeLogs", "scope_logs"], "scopeLogs")?;
+        for (j, scope_logs) in scope_logs.into_iter().enumerate() {
+            let Node::Object(mut scope_logs) = scope_logs else {
+                return Err(shape(format!("resourceLogs[{i}].scopeLogs[{j}] must be an object")));
+            };
+            for record in array(&mut scope_logs, &["logRecords", "log_records"], "logRecords")? {
+                let outcome = match record {
+                    Node::Object(mut record) => log_record(&mut record),
+                    other => Err(DroppedLog {
+                        reason: DropReason::Invalid,
+                        name: String::new(),
+                        detail: format!(
+                            "log record must be a json object, got {}",
+                            type_name(&other)
+                        ),
+                    }),
+                };
+                crate::logs::push(&mut res, outcome);
+            }
+        }
+    }
+    Ok(res)
+}
+
+fn log_record(record: &mut Object) -> Result<model::SpanEvent, DroppedLog> {
+    // Ids that cannot be read are the same as no ids: the record names no span.
+    let trace_id = id_field(record, &["traceId", "trace_id"], 16, "trace id", false);
+    let span_id = id_field(record, &["spanId", "span_id"], 8, "span id", false);
+    let body = match take(record, &["body"]) {
+        Some(Node::Body(body)) => body,
+        _ => Ok(AnyValue::Empty),
+    };
+    let times = (
+        u64_field(record, &["timeUnixNano", "time_unix_nano"]),
+        u64_field(record, &["observedTimeUnixNano", "observed_time_unix_nano"]),
+        u32_field(record, DROPPED_ATTRIBUTES),
+    );
+    let mut attributes = take_attributes(record);
+    let (time_unix_nano, observed_time_unix_nano, dropped_attributes_count) = match times {
+        (Ok(time), Ok(observed), Ok(dropped)) => (time, observed, dropped),
+        (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => {
+            // Reported only if the record is a GenAI event with a span.
+            attributes = Err(reason);
+            (0, 0, 0)
+        }
+    };
+    crate::logs::to_span_event(LogFields {
+        event_name: str_field(record, &["eventName", "event_name"]).to_owned(),
+        time_unix_nano,
+        observed_time_unix_nano,
+        trace_id: trace_id.unwrap_or_default(),
+        span_id: span_id.unwrap_or_default(),
+        attributes,
+        body,
+        dropped_attributes_count,
+    })
+}
+
 const DROPPED_ATTRIBUTES: &[&str] = &["droppedAttributesCount", "dropped_attributes_count"];
 
 fn shape(message: String) -> Error {
@@ -109,6 +190,7 @@ enum Node {
     Object(Vec<(String, Node)>),
     Array(Vec<Node>),
     Attributes(Result<Vec<KeyValue>, String>),
+    Body(Result<AnyValue, String>),
 }
 
 type Object = Vec<(String, Node)>;
@@ -280,6 +362,7 @@ fn type_name(node: &Node) -> &'static str {
     match node {
         Node::Scalar(value) => value_type_name(value),
         Node::Array(_) | Node::Attributes(_) => "an array",
+        Node::Body(_) => "a value",
         Node::Object(_) => "an object",
     }
 }
@@ -522,6 +605,9 @@ impl<'de> Visitor<'de> for NodeSeed {
                 // Anything but an array reads as no attributes.
                 let attributes = map.next_value_seed(ArrayOr(KeyValuesSeed { depth: 0 }))?;
                 Node::Attributes(attributes.unwrap_or(Ok(Vec::new())))
+            } else if key == "body" {
+                // A log record's body is one `AnyValue`.
+                Node::Body(map.next_value_seed(AnyValueSeed { depth: 0 })?)
             } else {
                 map.next_value_seed(NodeSeed)?
             };

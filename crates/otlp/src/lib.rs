@@ -1,4 +1,5 @@
-//! OTLP trace requests to raw spans and back: bytes in, [`model::RawSpan`]s out.
+//! OTLP trace requests to raw spans and back: bytes in, [`model::RawSpan`]s out; and OTLP log
+//! requests to the GenAI events they carry ([`decode_logs`], see `logs.rs`).
 //!
 //! - [`decode_protobuf`] reads `application/x-protobuf` bodies with the `opentelemetry-proto` prost
 //!   types; [`from_request`] does the same for a request tonic already decoded (gRPC).
@@ -24,6 +25,9 @@
 
 mod encode;
 mod json;
+mod logs;
+#[cfg(test)]
+mod logs_tests;
 mod lossy;
 mod proto;
 mod span;
@@ -32,8 +36,15 @@ mod tests;
 
 use model::ErrorCode;
 
-pub use encode::{encode_response, encode_status, partial_success_message, to_json};
+pub use encode::{
+    RETRY_INFO_TYPE_URL, decode_grpc_retry_delay, encode_grpc_status_details, encode_response,
+    encode_status, partial_success_message, to_json,
+};
 pub use json::decode_json;
+pub use logs::{
+    DecodedLogs, DropReason, DroppedLog, GENAI_EVENT_PREFIX, decode_logs, encode_logs_response,
+    logs_from_request, logs_partial_success, logs_partial_success_message,
+};
 pub use proto::{decode_protobuf, from_request, to_request};
 
 /// The deepest `AnyValue` nesting accepted in a span built in memory (see the crate docs).
@@ -91,12 +102,20 @@ pub enum Error {
     Json(#[source] serde_json::Error),
     #[error("body is not an otlp json trace request: {0}")]
     JsonShape(String),
+    #[error("body is not a valid protobuf ExportLogsServiceRequest: {0}")]
+    LogsProtobuf(#[source] prost::DecodeError),
+    #[error("body is not an otlp json logs request: {0}")]
+    LogsJsonShape(String),
 }
 
 impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Protobuf(_) | Error::Json(_) | Error::JsonShape(_) => ErrorCode::BadRequest,
+            Error::Protobuf(_)
+            | Error::Json(_)
+            | Error::JsonShape(_)
+            | Error::LogsProtobuf(_)
+            | Error::LogsJsonShape(_) => ErrorCode::BadRequest,
         }
     }
 }

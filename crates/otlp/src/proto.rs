@@ -148,7 +148,9 @@ fn convert_span(
     })
 }
 
-fn convert_attributes(attributes: Vec<pb_common::KeyValue>) -> Result<Vec<KeyValue>, String> {
+pub(crate) fn convert_attributes(
+    attributes: Vec<pb_common::KeyValue>,
+) -> Result<Vec<KeyValue>, String> {
     let mut res = Vec::with_capacity(attributes.len());
     for kv in attributes {
         let value = match kv.value {
@@ -161,7 +163,7 @@ fn convert_attributes(attributes: Vec<pb_common::KeyValue>) -> Result<Vec<KeyVal
     Ok(res)
 }
 
-fn convert_value(value: pb_common::AnyValue, depth: usize) -> Result<AnyValue, String> {
+pub(crate) fn convert_value(value: pb_common::AnyValue, depth: usize) -> Result<AnyValue, String> {
     if depth > MAX_VALUE_DEPTH {
         return Err(format!("value nested deeper than {MAX_VALUE_DEPTH} levels"));
     }

@@ -2,7 +2,9 @@
 //! of raw spans; it derives each span's normalized view, runs the configured processors in order
 //! (redact, price, fingerprint, ...), and writes the result through [`store::Store`] with group
 //! commit: one store write for many requests, each request acknowledged only when its spans are
-//! durable.
+//! durable. Span events that arrive apart from their spans (OTLP log records) take the same
+//! path ([`Pipeline::submit_events`]) and are merged into their stored span by the writer (see
+//! `merge.rs`).
 //!
 //! **Architecture Invariant:** this is the only path by which spans reach a store, so nothing
 //! can skip redaction.
@@ -12,6 +14,9 @@
 //! `UNAVAILABLE` at the boundary) instead of waiting.
 
 mod config;
+mod merge;
+#[cfg(test)]
+mod merge_tests;
 mod processor;
 mod writer;
 
@@ -28,7 +33,7 @@ pub mod sample;
 
 use std::sync::Arc;
 
-use model::{ErrorCode, ProjectId, RawSpan, StoredSpan};
+use model::{ErrorCode, ProjectId, RawSpan, SpanEvent, StoredSpan};
 use store::{Store, WriteStats};
 
 pub use config::PipelineConfig;
@@ -88,6 +93,14 @@ pub struct Batch {
     pub spans: Vec<RawSpan>,
 }
 
+/// Span events from one receiver request (OTLP log records holding GenAI events), all in one
+/// project.
+#[derive(Debug, Clone)]
+pub struct EventBatch {
+    pub project: ProjectId,
+    pub events: Vec<SpanEvent>,
+}
+
 /// The handle receivers hold. Cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -106,8 +119,9 @@ impl Pipeline {
         processors: ProcessorChain,
         store: Arc<dyn Store>,
     ) -> Pipeline {
-        let writer = writer::WriterHandle::start(&config, store.clone());
-        Pipeline { processors: Arc::new(processors), writer, store, fanout: None }
+        let processors = Arc::new(processors);
+        let writer = writer::WriterHandle::start(&config, store.clone(), processors.clone());
+        Pipeline { processors, writer, store, fanout: None }
     }
 
     /// Forwards every written batch to these exporters; [`Pipeline::shutdown`] stops them.
@@ -139,6 +153,29 @@ impl Pipeline {
             fanout.enqueue(forwarded);
         }
         res
+    }
+
+    /// Processes span events that arrived apart from their spans (GenAI events sent as OTLP log
+    /// records) like the events of a span, saves them durably and merges them into their spans
+    /// (now for spans already stored, else when the span is written). Fails at once with
+    /// [`Error::Overloaded`] when the queue is full (an event counts as a span).
+    pub async fn submit_events(&self, batch: EventBatch) -> Result<WriteStats, Error> {
+        let EventBatch { project, events } = batch;
+        if events.is_empty() {
+            return Ok(WriteStats::default());
+        }
+        let events = if events.len() > INLINE_PROCESS_SPANS {
+            let processors = self.processors.clone();
+            let project = project.clone();
+            tokio::task::spawn_blocking(move || {
+                merge::process_events(&processors, &project, events)
+            })
+            .await
+            .map_err(|_| Error::ShuttingDown)?
+        } else {
+            merge::process_events(&self.processors, &project, events)
+        };
+        self.writer.write_events(project, events).await
     }
 
     /// Normalizes and processes a batch without writing it (CPU only; also used by tests and by

@@ -1,18 +1,40 @@
-//! The write queue and group commit. Requests enqueue processed spans and wait on a oneshot; a
-//! single writer task drains everything queued into one store write and answers all of them.
-//! The queue is bounded in spans by a semaphore, so memory stays bounded under any load.
+//! The write queue and group commit. Requests enqueue processed spans (or span events that
+//! arrived apart from their spans) and wait on a oneshot; a single writer task drains everything
+//! queued into one store write and answers all of them. The queue is bounded in spans (an event
+//! counts as a span) by a semaphore, so memory stays bounded under any load.
+//!
+//! After each write the writer merges saved span events into their stored spans (see
+//! `merge.rs`) before it answers, so an acknowledged span or event is visible merged. Being the
+//! one task that writes spans and events is what makes that merge race-free: whichever of a span
+//! and its events is written second finds the other.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use model::StoredSpan;
+use model::{ProjectId, SpanEvent, SpanId, StoredSpan, TraceId};
 use store::{Store, WriteStats};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::{Error, PipelineConfig};
+use crate::{Error, PipelineConfig, ProcessorChain};
+
+/// What a job writes.
+enum Work {
+    Spans(Vec<StoredSpan>),
+    Events { project: ProjectId, events: Vec<SpanEvent> },
+}
+
+impl Work {
+    fn len(&self) -> usize {
+        match self {
+            Work::Spans(spans) => spans.len(),
+            Work::Events { events, .. } => events.len(),
+        }
+    }
+}
 
 struct Job {
-    spans: Vec<StoredSpan>,
+    work: Work,
     reply: oneshot::Sender<Result<WriteStats, Error>>,
     /// Returned to the semaphore when the job is answered.
     _permit: tokio::sync::OwnedSemaphorePermit,
@@ -28,6 +50,10 @@ pub struct WriterStats {
     pub rejected_overload: u64,
     pub store_writes: u64,
     pub store_errors: u64,
+    /// Span events saved apart from their spans (OTLP log records).
+    pub saved_events: u64,
+    /// Stored spans rewritten with saved events merged in.
+    pub merged_spans: u64,
 }
 
 #[derive(Default)]
@@ -37,6 +63,8 @@ struct Counters {
     rejected_overload: AtomicU64,
     store_writes: AtomicU64,
     store_errors: AtomicU64,
+    saved_events: AtomicU64,
+    merged_spans: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -50,12 +78,17 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub(crate) fn start(config: &PipelineConfig, store: Arc<dyn Store>) -> WriterHandle {
+    pub(crate) fn start(
+        config: &PipelineConfig,
+        store: Arc<dyn Store>,
+        processors: Arc<ProcessorChain>,
+    ) -> WriterHandle {
         // The channel is unbounded in jobs but every job holds permits for its spans, so the
         // total queued is bounded by `max_queued_spans`.
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        let task = tokio::spawn(run(rx, store, config.max_batch_spans, counters.clone()));
+        let task =
+            tokio::spawn(run(rx, store, processors, config.max_batch_spans, counters.clone()));
         WriterHandle {
             tx,
             permits: Arc::new(Semaphore::new(config.max_queued_spans)),
@@ -67,7 +100,20 @@ impl WriterHandle {
     }
 
     pub(crate) async fn write(&self, spans: Vec<StoredSpan>) -> Result<WriteStats, Error> {
-        let n_spans = spans.len();
+        self.enqueue(Work::Spans(spans)).await
+    }
+
+    /// Saves span events durably, merged into their span when it is stored.
+    pub(crate) async fn write_events(
+        &self,
+        project: ProjectId,
+        events: Vec<SpanEvent>,
+    ) -> Result<WriteStats, Error> {
+        self.enqueue(Work::Events { project, events }).await
+    }
+
+    async fn enqueue(&self, work: Work) -> Result<WriteStats, Error> {
+        let n_spans = work.len();
         if n_spans > self.capacity {
             return Err(Error::BatchTooLarge { n_spans, capacity: self.capacity });
         }
@@ -84,7 +130,7 @@ impl WriterHandle {
             Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::ShuttingDown),
         };
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Job { spans, reply, _permit: permit }).map_err(|_| Error::ShuttingDown)?;
+        self.tx.send(Job { work, reply, _permit: permit }).map_err(|_| Error::ShuttingDown)?;
         answer.await.unwrap_or(Err(Error::ShuttingDown))
     }
 
@@ -98,6 +144,8 @@ impl WriterHandle {
             rejected_overload: c.rejected_overload.load(Ordering::Relaxed),
             store_writes: c.store_writes.load(Ordering::Relaxed),
             store_errors: c.store_errors.load(Ordering::Relaxed),
+            saved_events: c.saved_events.load(Ordering::Relaxed),
+            merged_spans: c.merged_spans.load(Ordering::Relaxed),
         }
     }
 
@@ -120,13 +168,14 @@ impl Job {
         let permit = Arc::new(Semaphore::new(1))
             .try_acquire_owned()
             .expect("a fresh semaphore with one permit has one permit");
-        Job { spans: Vec::new(), reply, _permit: permit }
+        Job { work: Work::Spans(Vec::new()), reply, _permit: permit }
     }
 }
 
 async fn run(
     mut rx: mpsc::UnboundedReceiver<Job>,
     store: Arc<dyn Store>,
+    processors: Arc<ProcessorChain>,
     max_batch_spans: usize,
     counters: Arc<Counters>,
 ) {
@@ -134,60 +183,142 @@ async fn run(
     while !stopping {
         let Some(first) = rx.recv().await else { break };
         let mut jobs = vec![first];
-        let mut n_spans = jobs[0].spans.len();
+        let mut n_spans = jobs[0].work.len();
         while n_spans < max_batch_spans {
             match rx.try_recv() {
                 Ok(job) => {
-                    n_spans += job.spans.len();
+                    n_spans += job.work.len();
                     jobs.push(job);
                 }
                 Err(_) => break,
             }
         }
-        stopping = jobs.iter().any(|job| job.spans.is_empty());
-        let jobs: Vec<Job> = jobs.into_iter().filter(|job| !job.spans.is_empty()).collect();
+        stopping = jobs.iter().any(|job| job.work.len() == 0);
+        let jobs: Vec<Job> = jobs.into_iter().filter(|job| job.work.len() > 0).collect();
         if jobs.is_empty() {
             continue;
         }
-        write_group(&*store, jobs, &counters).await;
+        write_group(&*store, &processors, jobs, &counters).await;
     }
 }
 
-/// Writes the spans of many jobs in one store call and answers each job.
-async fn write_group(store: &dyn Store, jobs: Vec<Job>, counters: &Counters) {
-    let mut all: Vec<StoredSpan> = Vec::with_capacity(jobs.iter().map(|j| j.spans.len()).sum());
+/// The spans a job wrote, by project.
+type Keys = BTreeMap<ProjectId, BTreeSet<(TraceId, SpanId)>>;
+
+fn add_keys(keys: &mut Keys, work: &Work) {
+    match work {
+        Work::Spans(spans) => {
+            for span in spans {
+                keys.entry(span.project.clone())
+                    .or_default()
+                    .insert((span.raw.trace_id, span.raw.span_id));
+            }
+        }
+        Work::Events { project, events } => {
+            let entry = keys.entry(project.clone()).or_default();
+            entry.extend(events.iter().map(|it| (it.trace_id, it.span_id)));
+        }
+    }
+}
+
+/// Writes a group of jobs: the spans of all span jobs in one store call, the events of each
+/// event job, then merges saved events into stored spans, and answers each job.
+async fn write_group(
+    store: &dyn Store,
+    processors: &ProcessorChain,
+    jobs: Vec<Job>,
+    counters: &Counters,
+) {
+    let (span_jobs, event_jobs): (Vec<Job>, Vec<Job>) =
+        jobs.into_iter().partition(|job| matches!(job.work, Work::Spans(_)));
+    let mut done: Vec<(Job, Result<WriteStats, Error>)> = Vec::new();
+    let mut keys = Keys::new();
+    if !span_jobs.is_empty() {
+        done.extend(write_span_jobs(store, span_jobs, counters, &mut keys).await);
+    }
+    for job in event_jobs {
+        let Work::Events { project, events } = &job.work else { continue };
+        let res = match store.put_span_events(project, events).await {
+            Ok(()) => {
+                counters.saved_events.fetch_add(events.len() as u64, Ordering::Relaxed);
+                Ok(WriteStats { n_written: events.len() as u64, n_duplicates: 0 })
+            }
+            Err(error) => {
+                counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %error, n_events = events.len(), "saving span events failed");
+                Err(Error::Store(error))
+            }
+        };
+        done.push((job, res));
+    }
+    for (job, res) in &done {
+        if res.is_ok() && matches!(job.work, Work::Events { .. }) {
+            add_keys(&mut keys, &job.work);
+        }
+    }
+    // A failed merge fails the jobs that took part in it: what they wrote is durable, and the
+    // client's retry (a duplicate write) runs the merge again.
+    let merge_error = match crate::merge::merge_saved_events(store, processors, keys).await {
+        Ok(n_merged) => {
+            counters.merged_spans.fetch_add(n_merged, Ordering::Relaxed);
+            None
+        }
+        Err(error) => {
+            counters.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %error, "merging span events into their spans failed");
+            Some(error)
+        }
+    };
+    for (job, res) in done {
+        let res = match (&merge_error, res) {
+            (Some(error), Ok(_)) => Err(Error::Store(copy_error(error))),
+            (_, res) => res,
+        };
+        let _ = job.reply.send(res);
+        drop(job._permit);
+    }
+}
+
+fn copy_error(error: &store::Error) -> store::Error {
+    match error.code() {
+        model::ErrorCode::Unavailable => store::Error::Unavailable(error.to_string()),
+        _ => store::Error::Internal(error.to_string()),
+    }
+}
+
+/// Writes the spans of many jobs in one store call; returns each job with its outcome and
+/// adds the written spans to `keys`.
+async fn write_span_jobs(
+    store: &dyn Store,
+    mut jobs: Vec<Job>,
+    counters: &Counters,
+    keys: &mut Keys,
+) -> Vec<(Job, Result<WriteStats, Error>)> {
+    let mut all: Vec<StoredSpan> = Vec::with_capacity(jobs.iter().map(|j| j.work.len()).sum());
     let mut lens = Vec::with_capacity(jobs.len());
-    let mut replies = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        lens.push(job.spans.len());
-        all.extend(job.spans);
-        replies.push((job.reply, job._permit));
+    for job in &mut jobs {
+        if let Work::Spans(spans) = &mut job.work {
+            lens.push(spans.len() as u64);
+            all.append(spans);
+        }
     }
     counters.store_writes.fetch_add(1, Ordering::Relaxed);
     match store.write_spans(&all).await {
         Ok(stats) => {
             counters.written_spans.fetch_add(stats.n_written, Ordering::Relaxed);
             counters.duplicate_spans.fetch_add(stats.n_duplicates, Ordering::Relaxed);
+            add_keys(keys, &Work::Spans(all));
             // Per-job stats are not tracked by the store; each job gets its own span count as
             // written, and the duplicate total is reported on the group.
-            for ((reply, permit), len) in replies.into_iter().zip(lens) {
-                let _ = reply.send(Ok(WriteStats { n_written: len as u64, n_duplicates: 0 }));
-                drop(permit);
-            }
+            jobs.into_iter()
+                .zip(lens)
+                .map(|(job, n_written)| (job, Ok(WriteStats { n_written, n_duplicates: 0 })))
+                .collect()
         }
         Err(error) => {
             counters.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %error, n_spans = all.len(), "store write failed");
-            let message = error.to_string();
-            let code = error.code();
-            for (reply, permit) in replies {
-                let error = match code {
-                    model::ErrorCode::Unavailable => store::Error::Unavailable(message.clone()),
-                    _ => store::Error::Internal(message.clone()),
-                };
-                let _ = reply.send(Err(Error::Store(error)));
-                drop(permit);
-            }
+            jobs.into_iter().map(|job| (job, Err(Error::Store(copy_error(&error))))).collect()
         }
     }
 }

@@ -20,6 +20,8 @@
 //! - Retention tiers (the `tier` column of `spans`), retention by day partitions, erasure and
 //!   per-project state (`project_state`): see [`retention`].
 //! - Recorded eval runs (`eval_runs`): see [`evals`].
+//! - `span_events`: span events waiting for their span (GenAI events sent as OTLP log
+//!   records): see [`span_events`].
 //!
 //! # Duplicates
 //!
@@ -45,6 +47,7 @@ mod records;
 mod retention;
 mod row;
 mod schema;
+mod span_events;
 mod spill;
 mod sql;
 
@@ -58,7 +61,7 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 use model::{
     Dataset, DatasetItem, DatasetVersion, ErrorCode, Feedback, FeedbackTarget, ProjectId,
-    ScoreConfig, StoredSpan, TraceId, UnixNanos,
+    ScoreConfig, SpanEvent, SpanId, StoredSpan, TraceId, UnixNanos,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -1283,6 +1286,33 @@ impl Store for ClickHouseStore {
         self.inner.ensure_schema().await?;
         let _guard = self.inner.write_lock.lock().await;
         Ok(self.inner.delete_traces(project, trace_ids).await?)
+    }
+
+    async fn put_span_events(
+        &self,
+        project: &ProjectId,
+        events: &[SpanEvent],
+    ) -> store::Result<()> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.put_span_events(project, events).await?)
+    }
+
+    async fn span_events(
+        &self,
+        project: &ProjectId,
+        spans: &[(TraceId, SpanId)],
+    ) -> store::Result<Vec<SpanEvent>> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.span_events(project, spans).await?)
+    }
+
+    async fn delete_span_events(
+        &self,
+        project: &ProjectId,
+        spans: &[(TraceId, SpanId)],
+    ) -> store::Result<u64> {
+        self.inner.ensure_schema().await?;
+        Ok(self.inner.delete_span_events(project, spans).await?)
     }
 
     async fn span_projects(&self) -> store::Result<Vec<ProjectId>> {

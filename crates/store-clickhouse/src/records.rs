@@ -129,7 +129,8 @@ impl Inner {
             return Ok(0);
         }
         // Spans first: an index entry without spans is harmless, the reverse would hide spans.
-        for table in ["spans", "trace_index"] {
+        // Span events waiting for a span of these traces go with them.
+        for table in ["spans", "trace_index", "span_events"] {
             self.client
                 .execute(&format!(
                     "ALTER TABLE {table} DELETE WHERE project = {p} AND trace_id IN ({list})"
@@ -144,7 +145,7 @@ impl Inner {
                 .client
                 .select(&format!(
                     "SELECT count() AS n FROM system.mutations WHERE database = {} \
-                     AND table IN ('spans', 'trace_index') AND is_done = 0",
+                     AND table IN ('spans', 'trace_index', 'span_events') AND is_done = 0",
                     quote_str(&self.config.database)
                 ))
                 .await?;

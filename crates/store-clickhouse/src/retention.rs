@@ -128,6 +128,7 @@ impl Inner {
         started_before_ns: UnixNanos,
         limit: u32,
     ) -> Result<u64, Error> {
+        self.delete_span_events_before(project, started_before_ns).await?;
         if let Some(n_spans) = self.drop_old_partition(project, started_before_ns).await? {
             return Ok(n_spans);
         }
@@ -302,6 +303,11 @@ impl Inner {
                 "ALTER TABLE trace_index DELETE WHERE project = {p} AND trace_id IN ({ids})"
             ))
             .await?;
+        self.client
+            .execute(&format!(
+                "ALTER TABLE span_events DELETE WHERE project = {p} AND trace_id IN ({ids})"
+            ))
+            .await?;
         self.wait_for_mutations().await?;
         Ok(n_spans)
     }
@@ -315,7 +321,7 @@ impl Inner {
                 .client
                 .select(&format!(
                     "SELECT count() AS n FROM system.mutations WHERE database = {} \
-                     AND table IN ('spans', 'trace_index') AND is_done = 0",
+                     AND table IN ('spans', 'trace_index', 'span_events') AND is_done = 0",
                     quote_str(&self.config.database)
                 ))
                 .await?;

@@ -65,10 +65,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "feedback, score configs, datasets", statements: v2 },
     Migration { version: 3, name: "retention tiers, project state", statements: v3 },
     Migration { version: 4, name: "eval runs", statements: v4 },
+    Migration { version: 5, name: "span events waiting for their span", statements: v5 },
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const SCHEMA_VERSION: u32 = 4;
+pub(crate) const SCHEMA_VERSION: u32 = 5;
 
 /// ClickHouse's `DUPLICATE_COLUMN`: 18.x has no `ADD COLUMN IF NOT EXISTS`, so a second run of
 /// an `ADD COLUMN` (another node, or a migration interrupted before it was recorded) fails with
@@ -276,6 +277,11 @@ fn v4(_dialect: Dialect) -> Vec<String> {
         ORDER BY (project, id)"
             .to_owned(),
     ]
+}
+
+/// See `span_events.rs`.
+fn v5(_dialect: Dialect) -> Vec<String> {
+    crate::span_events::migration()
 }
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS loupe_migrations (

@@ -131,6 +131,15 @@ async fn eval_runs_round_trip() {
     store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// The span-event suite check against a fresh database.
+#[tokio::test]
+async fn span_events_round_trip() {
+    let Some(url) = clickhouse_url() else { return };
+    let store = fresh_store(&url).await;
+    suite::span_events::span_events_round_trip(&store).await;
+    store.drop_database().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// The whole suite through its entry point, so checks added to it later run here too.
 #[tokio::test]
 async fn suite_run_all() {
@@ -149,6 +158,7 @@ async fn suite_run_all() {
     suite::feedback::run_all(&make_store).await;
     suite::retention::run_all(&make_store).await;
     suite::evals::run_all(&make_store).await;
+    suite::span_events::run_all(&make_store).await;
     let configs = databases.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for config in configs {
         let store = ClickHouseStore::open_lazy(config).unwrap_or_else(|e| panic!("{e}"));

@@ -18,7 +18,8 @@
 //!   `root_operation` at read time, so it does not matter whether the root arrived first.
 //! - `api_keys`, the feedback and dataset tables (see `feedback`, `datasets`), the tail-sampling
 //!   tables (see `sampling`), per-project `state` records (see `state`), recorded eval runs
-//!   (see `evals`) and `schema_migrations` (see `schema`).
+//!   (see `evals`), span events waiting for their span (see `span_events`) and
+//!   `schema_migrations` (see `schema`).
 //! - `search.db`, a second file: the full-text index (FTS5, contentless, no positions) of each
 //!   span's searchable text (messages, free-form input/output, documents), keyed by the span's
 //!   rowid. It is derived data, maintained by a background thread (see `search`), so indexing
@@ -52,6 +53,7 @@ mod retention;
 mod sampling;
 mod schema;
 mod search;
+mod span_events;
 mod state;
 mod write;
 
@@ -61,7 +63,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use model::{
     Dataset, DatasetItem, DatasetVersion, ErrorCode, Feedback, FeedbackTarget, ProjectId,
-    ScoreConfig, SpanId, StoredSpan, TraceId, UnixNanos,
+    ScoreConfig, SpanEvent, SpanId, StoredSpan, TraceId, UnixNanos,
 };
 use rusqlite::Connection;
 use serde::Deserialize;
@@ -662,6 +664,30 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> store::Result<Vec<StoredSpan>> {
         self.retention_spans_below_tier(project, tier, started_before_ns, limit).await
+    }
+
+    async fn put_span_events(
+        &self,
+        project: &ProjectId,
+        events: &[SpanEvent],
+    ) -> store::Result<()> {
+        self.span_events_put(project, events).await
+    }
+
+    async fn span_events(
+        &self,
+        project: &ProjectId,
+        spans: &[(TraceId, SpanId)],
+    ) -> store::Result<Vec<SpanEvent>> {
+        self.span_events_get(project, spans).await
+    }
+
+    async fn delete_span_events(
+        &self,
+        project: &ProjectId,
+        spans: &[(TraceId, SpanId)],
+    ) -> store::Result<u64> {
+        self.span_events_delete(project, spans).await
     }
 
     async fn rewrite_spans(&self, spans: &[StoredSpan], tier: RetentionTier) -> store::Result<u64> {

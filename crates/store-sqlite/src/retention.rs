@@ -153,6 +153,14 @@ impl SqliteStore {
         limit: u32,
     ) -> store::Result<u64> {
         let limit = u64::from(limit.max(1));
+        {
+            let project = project.clone();
+            let before_ns = to_i64(started_before_ns);
+            self.with_writer(move |conn| {
+                crate::span_events::delete_before(conn, &project, before_ns)
+            })
+            .await?;
+        }
         let mut res = 0;
         // Candidates already looked at in this call (traces with a later span, or holding the
         // highest rowid), so each batch goes on after them.
@@ -348,9 +356,14 @@ fn delete_batch(
         )?;
         let mut delete_doc = tx.prepare_cached("DELETE FROM span_docs WHERE id = ?1")?;
         let mut deletes = Vec::new();
-        for table in
-            ["spans", "traces", "sampling_pending", "sampling_decisions", "sampling_deferred"]
-        {
+        for table in [
+            "spans",
+            "traces",
+            "sampling_pending",
+            "sampling_decisions",
+            "sampling_deferred",
+            "span_events",
+        ] {
             deletes.push(tx.prepare_cached(&format!(
                 "DELETE FROM {table} WHERE project = ?1 AND trace_id = ?2"
             ))?);

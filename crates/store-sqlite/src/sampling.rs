@@ -299,6 +299,8 @@ fn delete(conn: &mut Connection, inner: &Inner, keys: &BTreeSet<TraceKey>) -> Re
             tx.prepare_cached("DELETE FROM spans WHERE project = ?1 AND trace_id = ?2")?;
         let mut delete_rollup =
             tx.prepare_cached("DELETE FROM traces WHERE project = ?1 AND trace_id = ?2")?;
+        let mut delete_events =
+            tx.prepare_cached("DELETE FROM span_events WHERE project = ?1 AND trace_id = ?2")?;
         for (project, trace_id) in keys {
             let id = &trace_id[..];
             let ids = select
@@ -313,6 +315,7 @@ fn delete(conn: &mut Connection, inner: &Inner, keys: &BTreeSet<TraceKey>) -> Re
             }
             delete_spans.execute(params![project, id])?;
             delete_rollup.execute(params![project, id])?;
+            delete_events.execute(params![project, id])?;
             undefer.execute(params![project, id])?;
             rowids.extend(ids);
         }

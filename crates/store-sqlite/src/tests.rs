@@ -26,6 +26,17 @@ async fn backend_suite() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_events_suite() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let n_stores = AtomicUsize::new(0);
+    store::suite::span_events::run_all(|| {
+        let dir = parent.path().join(n_stores.fetch_add(1, Ordering::Relaxed).to_string());
+        async move { Box::new(open(&dir)) as Box<dyn Store> }
+    })
+    .await;
+}
+
 /// The same suite on a current-thread runtime, where writes take the blocking-pool path.
 #[tokio::test(flavor = "current_thread")]
 async fn backend_suite_current_thread() {
@@ -135,7 +146,7 @@ fn schema_v1_data_dir_opens() {
     check_dump(
         include_str!("../test_data/schema_v1.sql"),
         expect![[r#"
-            schema version: 7
+            schema version: 8
             api key: Some(("key_golden", "default", {"team": "search"}))
             traces: 1
             trace 0d83b3e29a21487a54c44c79f1fe9d67 root=Some("refund_chat.turn") op=Some("refund_chat.turn") spans=8 llm=3 errors=0 tokens=1536/384 cost=Some("0.007035") session=Some("sess-8754")
@@ -203,6 +214,6 @@ async fn reopen_rebuild_index_and_refuse_newer_schema() {
         .expect("bump version");
     drop(store);
     let error = SqliteStore::open(SqliteConfig::new(dir.path())).err().expect("refused");
-    expect!["database schema version 99 is newer than this build supports (7); upgrade loupe"]
+    expect!["database schema version 99 is newer than this build supports (8); upgrade loupe"]
         .assert_eq(&error.to_string());
 }

@@ -17,7 +17,7 @@ pub mod syntax;
 use async_trait::async_trait;
 use model::{
     Dataset, DatasetItem, DatasetVersion, ErrorCode, Feedback, FeedbackTarget, ProjectId,
-    ScoreConfig, SpanId, StoredSpan, TraceId, UnixNanos,
+    ScoreConfig, SpanEvent, SpanId, StoredSpan, TraceId, UnixNanos,
 };
 
 pub use query::{
@@ -310,6 +310,39 @@ pub trait Store: Send + Sync + 'static {
     async fn put_feedback_batch(&self, entries: &[Feedback]) -> Result<()> {
         let _ = entries;
         Err(unsupported("feedback batches"))
+    }
+
+    // Span events that arrived apart from their spans (GenAI events sent as OTLP log records).
+    // The pipeline saves them, then merges them into their span once it is stored (see
+    // `pipeline`'s writer) and deletes them. Deleting a trace (`delete_traces`,
+    // `delete_traces_before`) deletes its saved events too, and `delete_traces_before` also
+    // deletes the project's saved events older than its cutoff (events whose span never came).
+
+    /// Saves span events durably, whether or not their spans are stored.
+    async fn put_span_events(&self, project: &ProjectId, events: &[SpanEvent]) -> Result<()> {
+        let _ = (project, events);
+        Err(unsupported("span events"))
+    }
+
+    /// The saved span events of these spans (trace id, span id), in the order they were saved.
+    async fn span_events(
+        &self,
+        project: &ProjectId,
+        spans: &[(TraceId, SpanId)],
+    ) -> Result<Vec<SpanEvent>> {
+        let _ = (project, spans);
+        Err(unsupported("span events"))
+    }
+
+    /// Deletes the saved span events of these spans. Returns how many were deleted (backends
+    /// that delete asynchronously may return 0).
+    async fn delete_span_events(
+        &self,
+        project: &ProjectId,
+        spans: &[(TraceId, SpanId)],
+    ) -> Result<u64> {
+        let _ = (project, spans);
+        Err(unsupported("span events"))
     }
 
     // Retention and erasure (see `pipeline::retention` and the `vault` crate).

@@ -19,6 +19,7 @@
 pub mod evals;
 pub mod feedback;
 pub mod retention;
+pub mod span_events;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use model::{
-    Dataset, DatasetItem, DatasetVersion, Feedback, FeedbackTarget, ProjectId, ScoreConfig, SpanId,
-    StoredSpan, TraceId, UnixNanos,
+    Dataset, DatasetItem, DatasetVersion, Feedback, FeedbackTarget, ProjectId, ScoreConfig,
+    SpanEvent, SpanId, StoredSpan, TraceId, UnixNanos,
 };
 use store::{
     AggregateQuery, AggregateRow, ApiKeyRecord, Cursor, DatasetRef, FacetQuery, Facets,
@@ -276,6 +276,32 @@ impl Store for SealingStore {
         span_id: SpanId,
     ) -> store::Result<Vec<DatasetRef>> {
         self.inner.span_datasets(project, span_id).await
+    }
+
+    /// Span events are saved as they are: they name no user until they are merged into their
+    /// span, which is sealed then (`rewrite_spans`).
+    async fn put_span_events(
+        &self,
+        project: &ProjectId,
+        events: &[SpanEvent],
+    ) -> store::Result<()> {
+        self.inner.put_span_events(project, events).await
+    }
+
+    async fn span_events(
+        &self,
+        project: &ProjectId,
+        spans: &[(TraceId, SpanId)],
+    ) -> store::Result<Vec<SpanEvent>> {
+        self.inner.span_events(project, spans).await
+    }
+
+    async fn delete_span_events(
+        &self,
+        project: &ProjectId,
+        spans: &[(TraceId, SpanId)],
+    ) -> store::Result<u64> {
+        self.inner.delete_span_events(project, spans).await
     }
 
     async fn delete_traces(

@@ -95,11 +95,11 @@ async fn protobuf_and_gzip_are_accepted_and_answered_in_kind() {
 }
 
 #[tokio::test]
-async fn logs_and_metrics_are_not_supported_yet() {
+async fn metrics_signal_is_not_supported() {
     let app = spawn_app(ZERO_CONFIG).await;
     let response =
-        app.post("/v1/logs", &[("content-type", "application/json")], b"{}".to_vec()).await;
-    expect![[r#"501 {"code":12,"message":"the logs signal is not supported yet: loupe accepts traces only (POST /v1/traces, TraceService/Export)"}"#]]
+        app.post("/v1/metrics", &[("content-type", "application/json")], b"{}".to_vec()).await;
+    expect![[r#"501 {"code":12,"message":"the metrics signal is not supported: loupe accepts traces (POST /v1/traces, TraceService/Export) and GenAI events as logs (POST /v1/logs, LogsService/Export)"}"#]]
     .assert_eq(&format!("{} {}", response.status, response.text()));
     let response =
         app.post("/v1/metrics", &[("content-type", "application/x-protobuf")], Vec::new()).await;

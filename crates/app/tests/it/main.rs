@@ -12,6 +12,7 @@ mod feedback;
 mod gateway;
 mod grpc;
 mod http;
+mod logs;
 mod pii;
 mod pricing;
 mod projects;
