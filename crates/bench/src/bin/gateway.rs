@@ -477,6 +477,16 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        // The gateway's own view: time it added inside the process (total minus upstream), so
+        // the rest of the added latency is the extra hop's sockets and scheduling.
+        let overhead_sum = metric(&client, &gateway, "loupe_gateway_overhead_seconds_sum").await;
+        let overhead_count = metric(&client, &gateway, "loupe_gateway_overhead_seconds_count").await;
+        if overhead_count > 0.0 {
+            println!(
+                "in-process overhead: mean {:.3} ms over {overhead_count} calls",
+                overhead_sum / overhead_count * 1000.0
+            );
+        }
         let dropped = metric(&client, &gateway, "loupe_gateway_dropped_spans_total").await;
         let spilled = metric(&client, &gateway, "loupe_gateway_spilled_spans_total").await;
         println!(
