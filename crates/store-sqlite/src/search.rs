@@ -253,7 +253,7 @@ fn index_batch(
         let mut insert =
             tx.prepare_cached("INSERT OR REPLACE INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
         for (id, doc) in &rows {
-            let text = codec::decode(doc)?.view.searchable_text();
+            let text = codec::decode_view(doc)?.searchable_text();
             if !text.is_empty() {
                 insert.execute(params![id, text])?;
             }
