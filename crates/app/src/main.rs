@@ -18,11 +18,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// The server allocates and frees many small buffers per span (decoded attributes, views, JSON
-/// records); mimalloc does that with less CPU than the system allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const ABOUT: &str = "Loupe: see what your LLM application did.
 
 Send OpenTelemetry traces (OTLP over HTTP or gRPC, any GenAI convention) to `loupe serve`;
