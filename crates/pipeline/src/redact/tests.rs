@@ -200,6 +200,9 @@ fn long_texts_are_redacted_like_short_ones() {
         "sk-ant-abcdefghijklmnopqrstuvwxyz sk-proj-abcdefghijklmnopqrstuvwx AKIAABCDEFGHIJKLMNOP",
         "ghp_abcdefghijklmnopqrstuvwxyz0123456789 xoxb-1234567890-abc AIzaSyA1234567890abcdefghijklmnopqrstu",
         "eyJhbGciOi.eyJzdWIiOi.abc jane.doe+x@mail.example.co.uk",
+        // Past the first 64 bytes of the text.
+        "a card in the middle of a sentence, just past the first block: 4111 1111 1111 1111.",
+        "an address past the first block of sixty-four bytes, where it is 2001:db8::8a2e:370:7334",
     ];
     for text in texts {
         let short = {
