@@ -135,6 +135,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let sealing = open_sealing_store(&config).await?;
     let store: Arc<dyn Store> = sealing.clone();
     let (pipeline, processors) = start_pipeline(&config, store.clone())?;
+    // Users' content is sealed by each request before the write queue, in parallel, so the one
+    // writer only writes.
+    let sealer = sealing.clone();
+    let pipeline = pipeline.with_pre_write(Arc::new(move |spans| sealer.seal_spans(spans)));
     let eraser = Arc::new(vault::Eraser::new(sealing, processors.redact.clone()));
     let fanout = if config.fanout.is_empty() {
         None

@@ -109,7 +109,15 @@ pub struct Pipeline {
     store: Arc<dyn Store>,
     /// Forwards written spans to other backends (see [`fanout`]), when configured.
     fanout: Option<Arc<fanout::Fanout>>,
+    /// Runs on each processed batch just before it is queued (see [`PreWrite`]).
+    pre_write: Option<PreWrite>,
 }
+
+/// The last step of a batch before the write queue, after fanout has taken its copy: `loupe
+/// serve` seals users' content there (`vault::SealingStore::seal_spans`). It runs where the
+/// batch was processed, so concurrent requests do it in parallel instead of the one writer doing
+/// it for every group commit. An error fails that batch's submit.
+pub type PreWrite = Arc<dyn Fn(&mut [StoredSpan]) -> Result<(), store::Error> + Send + Sync>;
 
 impl Pipeline {
     /// Starts the writer task on the current tokio runtime. Call [`Pipeline::shutdown`] to
@@ -121,7 +129,7 @@ impl Pipeline {
     ) -> Pipeline {
         let processors = Arc::new(processors);
         let writer = writer::WriterHandle::start(&config, store.clone(), processors.clone());
-        Pipeline { processors, writer, store, fanout: None }
+        Pipeline { processors, writer, store, fanout: None, pre_write: None }
     }
 
     /// Forwards every written batch to these exporters; [`Pipeline::shutdown`] stops them.
@@ -135,21 +143,19 @@ impl Pipeline {
     pub async fn submit(&self, batch: Batch) -> Result<WriteStats, Error> {
         // Normalizing and processing is CPU work; a large batch runs on the blocking pool so it
         // does not stall the async workers serving other requests.
-        let stored = if batch.spans.len() > INLINE_PROCESS_SPANS {
+        let (stored, forwarded) = if batch.spans.len() > INLINE_PROCESS_SPANS {
             let pipeline = self.clone();
-            tokio::task::spawn_blocking(move || pipeline.process(batch))
+            tokio::task::spawn_blocking(move || pipeline.prepare(batch))
                 .await
-                .map_err(|_| Error::ShuttingDown)?
+                .map_err(|_| Error::ShuttingDown)??
         } else {
-            self.process(batch)
+            self.prepare(batch)?
         };
         if stored.is_empty() {
             return Ok(WriteStats::default());
         }
-        let Some(fanout) = &self.fanout else { return self.writer.write(stored).await };
-        let forwarded = fanout.prepare(&stored);
         let res = self.writer.write(stored).await;
-        if res.is_ok() {
+        if let (Some(fanout), Some(forwarded), true) = (&self.fanout, forwarded, res.is_ok()) {
             fanout.enqueue(forwarded);
         }
         res
@@ -176,6 +182,25 @@ impl Pipeline {
             merge::process_events(&self.processors, &project, events)
         };
         self.writer.write_events(project, events).await
+    }
+
+    /// Sets the step run on each processed batch just before it is queued for the write.
+    pub fn with_pre_write(mut self, pre_write: PreWrite) -> Pipeline {
+        self.pre_write = Some(pre_write);
+        self
+    }
+
+    /// Processes a batch, takes the fanout's copy, then runs the pre-write step.
+    fn prepare(&self, batch: Batch) -> Result<(Vec<StoredSpan>, Option<Vec<RawSpan>>), Error> {
+        let mut stored = self.process(batch);
+        if stored.is_empty() {
+            return Ok((stored, None));
+        }
+        let forwarded = self.fanout.as_ref().map(|fanout| fanout.prepare(&stored));
+        if let Some(pre_write) = &self.pre_write {
+            pre_write(&mut stored).map_err(Error::Store)?;
+        }
+        Ok((stored, forwarded))
     }
 
     /// Normalizes and processes a batch without writing it (CPU only; also used by tests and by

@@ -27,14 +27,58 @@ pub(crate) struct Doc {
     pub(crate) view: LlmView,
 }
 
+/// Only the view of a record: the raw span is skipped over by the parser, not built.
+#[derive(Deserialize)]
+struct ViewOnly {
+    view: LlmView,
+}
+
 pub(crate) fn encode(raw: &RawSpan, view: &LlmView) -> Result<Vec<u8>, Error> {
-    let json = serde_json::to_vec(&DocRef { raw, view })
-        .map_err(|e| Error::Corrupt(format!("cannot encode span: {e}")))?;
-    let compressed = lz4_flex::compress_prepend_size(&json);
-    let mut res = Vec::with_capacity(compressed.len() + 1);
-    res.push(FORMAT_LZ4_JSON);
-    res.extend_from_slice(&compressed);
-    Ok(res)
+    Ok(Encoder::default().encode(raw, view)?.to_vec())
+}
+
+/// Encodes records into buffers it keeps, so a batch of spans allocates them once.
+#[derive(Default)]
+pub(crate) struct Encoder {
+    json: Vec<u8>,
+    res: Vec<u8>,
+}
+
+impl Encoder {
+    /// The record of one span, valid until the next call.
+    pub(crate) fn encode(&mut self, raw: &RawSpan, view: &LlmView) -> Result<&[u8], Error> {
+        self.json.clear();
+        serde_json::to_writer(&mut self.json, &DocRef { raw, view })
+            .map_err(|e| Error::Corrupt(format!("cannot encode span: {e}")))?;
+        let n_json = u32::try_from(self.json.len())
+            .map_err(|_| Error::Corrupt("span record over 4 GiB".to_owned()))?;
+        // The layout of `lz4_flex::compress_prepend_size`, after the format byte: the
+        // uncompressed size (u32, little endian), then the block.
+        const HEADER: usize = 1 + 4;
+        let needed = HEADER + lz4_flex::block::get_maximum_output_size(self.json.len());
+        if self.res.len() < needed {
+            self.res.resize(needed, 0);
+        }
+        self.res[0] = FORMAT_LZ4_JSON;
+        self.res[1..HEADER].copy_from_slice(&n_json.to_le_bytes());
+        let n_compressed = lz4_flex::block::compress_into(&self.json, &mut self.res[HEADER..])
+            .map_err(|e| Error::Corrupt(format!("cannot compress span: {e}")))?;
+        Ok(&self.res[..HEADER + n_compressed])
+    }
+}
+
+/// The view of a record, for the full-text index: cheaper than [`decode`].
+pub(crate) fn decode_view(bytes: &[u8]) -> Result<LlmView, Error> {
+    match bytes.split_first() {
+        Some((&FORMAT_LZ4_JSON, rest)) => {
+            let json = lz4_flex::decompress_size_prepended(rest)
+                .map_err(|e| Error::Corrupt(format!("span record does not decompress: {e}")))?;
+            let doc: ViewOnly = serde_json::from_slice(&json)
+                .map_err(|e| Error::Corrupt(format!("span record is not valid json: {e}")))?;
+            Ok(doc.view)
+        }
+        _ => decode(bytes).map(|doc| doc.view),
+    }
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Doc, Error> {

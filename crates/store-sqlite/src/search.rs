@@ -194,7 +194,14 @@ impl Drop for Indexer {
     }
 }
 
+/// The least time between two checkpoints of the indexer: each copies the pages written since
+/// the last into the database file and syncs it, so checkpointing after every small batch would
+/// copy and sync the same hot pages (indexes, roll-ups) many times over. Short enough that the
+/// log stays well below `wal_autocheckpoint`, which would make the writer checkpoint itself.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
 fn run(shared: &Shared, source: &Connection, index: &Connection) {
+    let mut last_checkpoint: Option<Instant> = None;
     loop {
         let (target, indexed_upto) = {
             let mut state = shared.lock();
@@ -230,7 +237,10 @@ fn run(shared: &Shared, source: &Connection, index: &Connection) {
                 }
             }
         }
-        checkpoint(source);
+        if last_checkpoint.is_none_or(|at| at.elapsed() >= CHECKPOINT_INTERVAL) {
+            checkpoint(source);
+            last_checkpoint = Some(Instant::now());
+        }
     }
 }
 
@@ -253,7 +263,7 @@ fn index_batch(
         let mut insert =
             tx.prepare_cached("INSERT OR REPLACE INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
         for (id, doc) in &rows {
-            let text = codec::decode(doc)?.view.searchable_text();
+            let text = codec::decode_view(doc)?.searchable_text();
             if !text.is_empty() {
                 insert.execute(params![id, text])?;
             }

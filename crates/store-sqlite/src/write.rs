@@ -138,11 +138,12 @@ pub(crate) fn write_spans(
         let mut insert = tx.prepare_cached(INSERT_SPAN)?;
         let mut insert_doc =
             tx.prepare_cached("INSERT INTO span_docs (id, doc) VALUES (?1, ?2)")?;
+        let mut encoder = codec::Encoder::default();
         for span in spans {
             if insert_span(&mut insert, span)? {
                 res.n_written += 1;
                 let rowid = tx.last_insert_rowid();
-                insert_doc.execute(params![rowid, codec::encode(&span.raw, &span.view)?])?;
+                insert_doc.execute(params![rowid, encoder.encode(&span.raw, &span.view)?])?;
                 max_rowid = max_rowid.max(rowid);
                 touched
                     .entry((span.project.clone(), *span.raw.trace_id.as_bytes()))

@@ -73,6 +73,26 @@ pub fn seal(vault: &Vault, span: &mut StoredSpan) -> Result<()> {
     seal_view(vault, span)
 }
 
+/// Whether [`seal`] would change the span: it names a user and has content left to seal.
+/// Spans sealed already have none.
+pub(crate) fn needs_sealing(span: &StoredSpan) -> bool {
+    if span.view.user_id.is_none() {
+        return false;
+    }
+    let raw = &span.raw;
+    let view = &span.view;
+    raw.attributes.iter().any(|kv| is_content_key(&kv.key))
+        || raw.events.iter().any(|event| {
+            event.attributes.iter().any(|kv| is_content_event_key(&event.name, &kv.key))
+        })
+        || !view.system_instructions.is_empty()
+        || !view.input_messages.is_empty()
+        || !view.output_messages.is_empty()
+        || view.input_text.is_some()
+        || view.output_text.is_some()
+        || view.documents.iter().any(|document| document.content.is_some())
+}
+
 /// Seals only the view (for `Store::update_views`, which leaves raw spans as they are).
 pub(crate) fn seal_view(vault: &Vault, span: &mut StoredSpan) -> Result<()> {
     let Some(user) = span.view.user_id.clone() else { return Ok(()) };

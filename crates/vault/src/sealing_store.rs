@@ -15,7 +15,7 @@ use store::{
     NewDatasetVersion, Page, RetentionTier, SpanQuery, Store, TraceQuery, TraceSummary, WriteStats,
 };
 
-use crate::seal::{seal, seal_view, unseal};
+use crate::seal::{needs_sealing, seal, seal_view, unseal};
 use crate::vault::Vault;
 
 /// The sealing wrapper around a backend.
@@ -49,17 +49,26 @@ impl SealingStore {
 
     fn sealed(&self, spans: &[StoredSpan]) -> store::Result<Vec<StoredSpan>> {
         let mut res = spans.to_vec();
+        self.seal_spans(&mut res)?;
+        Ok(res)
+    }
+
+    /// Seals spans in place as [`Store::write_spans`] does (nothing when writes are not
+    /// sealed). The pipeline calls this before its write queue (`Pipeline::with_pre_write`),
+    /// so sealing runs on the requests' threads and `write_spans` finds nothing left to seal:
+    /// it then writes the spans as they are, without a copy.
+    pub fn seal_spans(&self, spans: &mut [StoredSpan]) -> store::Result<()> {
         if !self.seal_writes {
-            return Ok(res);
+            return Ok(());
         }
         // New users' keys are made together, in one transaction.
         let users =
             spans.iter().filter_map(|span| Some((&span.project, span.view.user_id.as_deref()?)));
         self.vault.ensure_keys(users)?;
-        for span in &mut res {
+        for span in spans.iter_mut().filter(|span| needs_sealing(span)) {
             seal(&self.vault, span)?;
         }
-        Ok(res)
+        Ok(())
     }
 
     fn unsealed(&self, spans: &mut [StoredSpan]) -> store::Result<()> {
@@ -77,8 +86,9 @@ impl Store for SealingStore {
     }
 
     async fn write_spans(&self, spans: &[StoredSpan]) -> store::Result<WriteStats> {
-        // Most batches of apps that send no user ids have nothing to seal: no copy then.
-        if !self.seal_writes || spans.iter().all(|span| span.view.user_id.is_none()) {
+        // Batches of apps that send no user ids, and batches the pipeline sealed already
+        // (`seal_spans`), have nothing to seal: no copy then.
+        if !self.seal_writes || !spans.iter().any(needs_sealing) {
             return self.inner.write_spans(spans).await;
         }
         let sealed = self.sealed(spans)?;

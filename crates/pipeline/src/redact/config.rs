@@ -9,7 +9,7 @@ use regex::{Regex, RegexSet};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::detectors::{BUILTINS, Check};
+use super::detectors::{BUILTINS, Check, Needs};
 use crate::Error;
 
 /// Redaction of personal data and secrets before anything is written. Every string value of a
@@ -94,6 +94,8 @@ pub(crate) struct Detector {
     pub(crate) kind: String,
     pub(crate) regex: Regex,
     pub(crate) check: Check,
+    /// What a text must contain for this detector to redact anything in it.
+    pub(crate) needs: Needs,
     /// The regex has a `secret` group and only that group is replaced.
     pub(crate) secret_group: bool,
     /// Matches are hashed in lowercase, so spellings that differ only in case join.
@@ -103,7 +105,8 @@ pub(crate) struct Detector {
 /// The validated redaction settings.
 pub struct RedactConfig {
     pub(crate) detectors: Vec<Detector>,
-    /// The same patterns as `detectors`, in the same order, to find which match in one pass.
+    /// The same patterns as `detectors`, in the same order, to find which match in one pass
+    /// (for short texts; long ones go through [`Needs`] first).
     pub(crate) set: RegexSet,
     pub(crate) allow_keys: HashSet<String>,
     pub(crate) hash_keys: HashSet<String>,
@@ -244,6 +247,7 @@ impl RedactConfig {
                 secret_group: regex.capture_names().any(|n| n == Some("secret")),
                 regex,
                 check: builtin.check,
+                needs: builtin.needs,
                 fold_case: builtin.fold_case(),
             });
         }
@@ -262,6 +266,7 @@ impl RedactConfig {
                 secret_group: regex.capture_names().any(|n| n == Some("secret")),
                 regex,
                 check: Check::None,
+                needs: Needs::Nothing,
                 fold_case: false,
             });
         }
@@ -279,6 +284,7 @@ impl RedactConfig {
                 kind: values.kind.clone(),
                 regex,
                 check: Check::None,
+                needs: Needs::Nothing,
                 secret_group: false,
                 fold_case: values.ignore_case,
             });

@@ -25,11 +25,110 @@ pub(crate) enum Check {
     Ssn,
 }
 
+/// What a text must contain before a built-in detector can redact anything in it: a cheap
+/// test, done for all detectors in one pass over the text ([`Features`]), that lets long texts
+/// skip the regexes that have no literal to search for (their scan costs tens of nanoseconds
+/// per byte). Each is implied by the detector's pattern, or by its pattern and its [`Check`],
+/// so skipping a detector whose need is missing never changes what is redacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// No test: the regex itself is cheap (it starts with a literal).
+    Nothing,
+    /// `bearer`, in any case.
+    Bearer,
+    /// Two uppercase ASCII letters, then two digits.
+    Iban,
+    /// 13 digits in a row, with at most one space or dash between two of them.
+    CardDigits,
+    /// A digit, a dash, a digit.
+    DigitDashDigit,
+    /// A digit, a dot, a digit.
+    DigitDotDigit,
+    /// 8 digits anywhere (the phone check wants 8 to 15 in the match).
+    EightDigits,
+    /// A colon, at most four hex digits, a colon.
+    HexColons,
+}
+
+/// What [`Needs`] asks of one text, found in one pass over its bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Features {
+    bearer: bool,
+    iban: bool,
+    card_digits: bool,
+    digit_dash_digit: bool,
+    digit_dot_digit: bool,
+    n_digits: usize,
+    hex_colons: bool,
+}
+
+impl Features {
+    pub(crate) fn of(text: &str) -> Features {
+        let bytes = text.as_bytes();
+        let mut res = Features::default();
+        // The three bytes before the current one (0 before the start).
+        let (mut p1, mut p2, mut p3) = (0u8, 0u8, 0u8);
+        // Digits in the current run that a card number could span, and whether the byte
+        // before is the one separator allowed between two of its digits.
+        let (mut card_run, mut card_sep) = (0usize, false);
+        // Hex digits since the last colon, `None` when something else came between.
+        let mut hex_since_colon: Option<usize> = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b.is_ascii_digit() {
+                res.n_digits += 1;
+                card_run += 1;
+                card_sep = false;
+                res.card_digits |= card_run >= 13;
+                res.digit_dash_digit |= p1 == b'-' && p2.is_ascii_digit();
+                res.digit_dot_digit |= p1 == b'.' && p2.is_ascii_digit();
+                res.iban |=
+                    p1.is_ascii_digit() && p2.is_ascii_uppercase() && p3.is_ascii_uppercase();
+            } else if (b == b' ' || b == b'-') && card_run > 0 && !card_sep {
+                card_sep = true;
+            } else {
+                card_run = 0;
+                card_sep = false;
+            }
+            if b == b':' {
+                res.hex_colons |= hex_since_colon.is_some_and(|n| n <= 4);
+                hex_since_colon = Some(0);
+            } else if b.is_ascii_hexdigit() {
+                if let Some(n) = &mut hex_since_colon {
+                    *n += 1;
+                }
+            } else {
+                hex_since_colon = None;
+            }
+            if b | 0x20 == b'r' && i >= 5 && bytes[i - 5..=i].eq_ignore_ascii_case(b"bearer") {
+                res.bearer = true;
+            }
+            (p3, p2, p1) = (p2, p1, b);
+        }
+        res
+    }
+
+    /// Whether a detector that needs `needs` may find something in the text.
+    pub(crate) fn allow(&self, needs: Needs) -> bool {
+        match needs {
+            Needs::Nothing => true,
+            Needs::Bearer => self.bearer,
+            Needs::Iban => self.iban,
+            Needs::CardDigits => self.card_digits,
+            Needs::DigitDashDigit => self.digit_dash_digit,
+            Needs::DigitDotDigit => self.digit_dot_digit,
+            Needs::EightDigits => self.n_digits >= 8,
+            Needs::HexColons => self.hex_colons,
+        }
+    }
+}
+
 /// A built-in detector: its kind (the placeholder's type), its pattern and its check.
 pub(crate) struct Builtin {
     pub(crate) kind: &'static str,
     pub(crate) pattern: &'static str,
     pub(crate) check: Check,
+    /// What a text must contain for a match to be possible (see [`Needs`]).
+    pub(crate) needs: Needs,
 }
 
 impl Builtin {
@@ -42,53 +141,96 @@ impl Builtin {
 /// Every built-in detector, in priority order (earlier wins when two matches start at the same
 /// place and have the same length).
 pub(crate) const BUILTINS: &[Builtin] = &[
-    Builtin { kind: "anthropic_key", pattern: r"sk-ant-[A-Za-z0-9_\-]{20,}", check: Check::None },
+    Builtin {
+        kind: "anthropic_key",
+        pattern: r"sk-ant-[A-Za-z0-9_\-]{20,}",
+        check: Check::None,
+        needs: Needs::Nothing,
+    },
     Builtin {
         kind: "openai_key",
         pattern: r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
         check: Check::Boundary,
+        needs: Needs::Nothing,
     },
-    Builtin { kind: "aws_key", pattern: r"(?:AKIA|ASIA)[A-Z0-9]{16}", check: Check::Boundary },
+    Builtin {
+        kind: "aws_key",
+        pattern: r"(?:AKIA|ASIA)[A-Z0-9]{16}",
+        check: Check::Boundary,
+        needs: Needs::Nothing,
+    },
     Builtin {
         kind: "github_token",
         pattern: r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
         check: Check::None,
+        needs: Needs::Nothing,
     },
-    Builtin { kind: "slack_token", pattern: r"xox[abposr]-[A-Za-z0-9\-]{10,}", check: Check::None },
-    Builtin { kind: "google_key", pattern: r"AIza[0-9A-Za-z_\-]{35}", check: Check::None },
+    Builtin {
+        kind: "slack_token",
+        pattern: r"xox[abposr]-[A-Za-z0-9\-]{10,}",
+        check: Check::None,
+        needs: Needs::Nothing,
+    },
+    Builtin {
+        kind: "google_key",
+        pattern: r"AIza[0-9A-Za-z_\-]{35}",
+        check: Check::None,
+        needs: Needs::Nothing,
+    },
     Builtin {
         kind: "jwt",
         pattern: r"eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
         check: Check::None,
+        needs: Needs::Nothing,
     },
     // Only the token after `Bearer ` is replaced (the `secret` group).
     Builtin {
         kind: "bearer",
         pattern: r"[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+(?P<secret>[A-Za-z0-9_\-.~+/]{16,}=*)",
         check: Check::None,
+        needs: Needs::Bearer,
     },
     Builtin {
         kind: "email",
         pattern: r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
         check: Check::None,
+        needs: Needs::Nothing,
     },
-    Builtin { kind: "iban", pattern: r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}", check: Check::Iban },
-    Builtin { kind: "card", pattern: r"[3-6][0-9](?:[ \-]?[0-9]){11,17}", check: Check::Luhn },
-    Builtin { kind: "ssn", pattern: r"[0-9]{3}-[0-9]{2}-[0-9]{4}", check: Check::Ssn },
+    Builtin {
+        kind: "iban",
+        pattern: r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}",
+        check: Check::Iban,
+        needs: Needs::Iban,
+    },
+    Builtin {
+        kind: "card",
+        pattern: r"[3-6][0-9](?:[ \-]?[0-9]){11,17}",
+        check: Check::Luhn,
+        needs: Needs::CardDigits,
+    },
+    Builtin {
+        kind: "ssn",
+        pattern: r"[0-9]{3}-[0-9]{2}-[0-9]{4}",
+        check: Check::Ssn,
+        needs: Needs::DigitDashDigit,
+    },
     Builtin {
         kind: "phone",
         pattern: r"(?:\+[0-9]{1,3}[ .\-]?(?:\(?[0-9]{1,4}\)?[ .\-]?){1,5}[0-9]{2,4}|(?:\([0-9]{3}\) ?|[0-9]{3}[.\- ])[0-9]{3}[.\- ][0-9]{4})",
         check: Check::Phone,
+        needs: Needs::EightDigits,
     },
     Builtin {
         kind: "ipv4",
         pattern: r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}",
         check: Check::Ipv4,
+        needs: Needs::DigitDotDigit,
     },
     Builtin {
         kind: "ipv6",
         pattern: r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{1,4})?",
         check: Check::Ipv6,
+        needs: Needs::HexColons,
     },
 ];
 

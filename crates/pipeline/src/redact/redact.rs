@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use super::config::RedactConfig;
+use super::detectors::Features;
 use crate::Processor;
 
 /// The attribute holding the number of redactions made on a span.
@@ -48,6 +49,8 @@ struct SpanRedactor<'a> {
     counts: Vec<u32>,
     /// Scratch list of candidate matches `(start, end, detector)`.
     candidates: Vec<(usize, usize, usize)>,
+    /// Scratch list of the detectors whose regex matches the text being redacted.
+    matched: Vec<usize>,
     /// The span's user ids as sent, each with its placeholder: they are replaced wherever they
     /// occur in the span's text too (e.g. OpenAI's `user` field in a recorded request body).
     known_users: Vec<(String, String)>,
@@ -108,6 +111,7 @@ impl Processor for RedactProcessor {
                 mac,
                 counts: vec![0; n_counters],
                 candidates: Vec::new(),
+                matched: Vec::new(),
                 known_users: Vec::new(),
             };
             redactor.collect_users(span);
@@ -181,6 +185,10 @@ fn is_user_placeholder(value: &str) -> bool {
         .and_then(|rest| rest.strip_suffix('>'))
         .is_some_and(|hash| !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
+
+/// From this length on, a text is checked against each detector's [`Needs`] before its regexes
+/// run; shorter ones go through the regex set at once, which is cheaper for them.
+const LONG_TEXT: usize = 128;
 
 /// User ids shorter than this are hashed where they are an attribute but not searched for in
 /// text, where they would match too much.
@@ -368,7 +376,8 @@ impl SpanRedactor<'_> {
     }
 
     /// Redacts one string in place. The common case, no match, is one pass of the regex set
-    /// and no allocation.
+    /// (short texts) or of [`Features::of`] and the detectors' regexes that start with a
+    /// literal (long texts), and no allocation.
     fn string(&mut self, text: &mut String) {
         let config = self.config;
         if text.len() < 4 {
@@ -382,11 +391,26 @@ impl SpanRedactor<'_> {
                 }
             }
         }
-        if !config.set.is_match(text) {
+        self.matched.clear();
+        if text.len() < LONG_TEXT {
+            if !config.set.is_match(text) {
+                return;
+            }
+            self.matched.extend(config.set.matches(text).iter());
+        } else {
+            // One pass for what each detector needs, then only the regexes that may match.
+            let features = Features::of(text);
+            for (index, detector) in config.detectors.iter().enumerate() {
+                if features.allow(detector.needs) && detector.regex.is_match(text) {
+                    self.matched.push(index);
+                }
+            }
+        }
+        if self.matched.is_empty() {
             return;
         }
         self.candidates.clear();
-        for index in config.set.matches(text).iter() {
+        for &index in &self.matched {
             let detector = &config.detectors[index];
             if detector.secret_group {
                 for captures in detector.regex.captures_iter(text) {

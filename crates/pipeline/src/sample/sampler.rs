@@ -161,23 +161,30 @@ impl SamplerCore {
                 .map_err(Error::Store)?;
             let n_ready = ready.len();
             let mut decisions: Vec<(ProjectId, TraceId, bool)> = Vec::with_capacity(n_ready);
+            // The stored traces dropped in this batch, by project: one delete (one write
+            // transaction) per project and batch rather than one per trace.
+            let mut to_delete: Vec<(ProjectId, Vec<TraceId>)> = Vec::new();
             for (project, trace_id) in ready {
                 let spans = self.store.get_trace(&project, trace_id).await.map_err(Error::Store)?;
                 let keep = !spans.is_empty() && self.decide_one(&project, trace_id, &spans).await;
                 if !spans.is_empty() && !keep {
-                    let n_deleted = self
-                        .store
-                        .delete_traces(&project, &[trace_id])
-                        .await
-                        .map_err(Error::Store)?;
-                    res.n_spans_deleted += n_deleted;
-                    self.counters.spans_deleted.fetch_add(n_deleted, Ordering::Relaxed);
+                    match to_delete.iter_mut().find(|(p, _)| *p == project) {
+                        Some((_, ids)) => ids.push(trace_id),
+                        None => to_delete.push((project.clone(), vec![trace_id])),
+                    }
                 }
                 match keep {
                     true => res.n_kept += 1,
                     false => res.n_dropped += 1,
                 }
                 decisions.push((project, trace_id, keep));
+            }
+            // Deleted before the decisions are recorded (see the module docs).
+            for (project, trace_ids) in &to_delete {
+                let n_deleted =
+                    self.store.delete_traces(project, trace_ids).await.map_err(Error::Store)?;
+                res.n_spans_deleted += n_deleted;
+                self.counters.spans_deleted.fetch_add(n_deleted, Ordering::Relaxed);
             }
             self.store.record_sampling_decisions(&decisions).await.map_err(Error::Store)?;
             if n_ready < PASS_BATCH as usize {
