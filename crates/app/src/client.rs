@@ -6,17 +6,21 @@ use api::dto::{SpanNode, TraceList, TraceTree};
 
 use crate::{ClientArgs, TraceArgs, TracesArgs};
 
-async fn get(client: &ClientArgs, path: &str, query: &[(&str, String)]) -> anyhow::Result<String> {
-    let url = format!("{}{path}", client.url.trim_end_matches('/'));
-    let http = reqwest::Client::new();
-    let mut request = http.get(&url).query(query);
-    if let Some(key) = &client.api_key {
-        request = request.bearer_auth(key);
-    }
+/// Sends a request to the Loupe server at `server` (with the API key, when there is one) and
+/// returns the body; an error answer becomes `STATUS: the API's message`.
+pub(crate) async fn send(
+    server: &str,
+    api_key: Option<&str>,
+    request: reqwest::RequestBuilder,
+) -> anyhow::Result<String> {
+    let request = match api_key {
+        Some(key) => request.bearer_auth(key),
+        None => request,
+    };
     let response = request
         .send()
         .await
-        .with_context(|| format!("connecting to {} (is `loupe serve` running?)", client.url))?;
+        .with_context(|| format!("connecting to {server} (is `loupe serve` running?)"))?;
     let status = response.status();
     let text = response.text().await.context("reading the response")?;
     if !status.is_success() {
@@ -26,6 +30,30 @@ async fn get(client: &ClientArgs, path: &str, query: &[(&str, String)]) -> anyho
         bail!("{status}: {message}");
     }
     Ok(text)
+}
+
+async fn get(client: &ClientArgs, path: &str, query: &[(&str, String)]) -> anyhow::Result<String> {
+    let url = format!("{}{path}", client.url.trim_end_matches('/'));
+    let request = reqwest::Client::new().get(&url).query(query);
+    send(&client.url, client.api_key.as_deref(), request).await
+}
+
+/// Rows as left-aligned columns two spaces apart, the first row being the header.
+pub(crate) fn render_columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut res = String::new();
+    for row in rows {
+        let line: Vec<String> =
+            row.iter().enumerate().map(|(i, cell)| format!("{cell:<w$}", w = widths[i])).collect();
+        res.push_str(line.join("  ").trim_end());
+        res.push('\n');
+    }
+    res
 }
 
 pub(crate) async fn traces(args: TracesArgs) -> anyhow::Result<()> {
@@ -95,19 +123,7 @@ fn render_table(list: &TraceList) -> String {
             trace.status.clone(),
         ]);
     }
-    let mut widths = [0usize; 9];
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let mut res = String::new();
-    for row in &rows {
-        let line: Vec<String> =
-            row.iter().enumerate().map(|(i, cell)| format!("{cell:<w$}", w = widths[i])).collect();
-        res.push_str(line.join("  ").trim_end());
-        res.push('\n');
-    }
+    let mut res = render_columns(&rows);
     if list.traces.is_empty() {
         res.push_str("(no traces)\n");
     } else if list.next_cursor.is_some() {

@@ -52,22 +52,10 @@ pub(crate) async fn run(args: EraseArgs) -> anyhow::Result<()> {
         }
     }
     let http = reqwest::Client::new();
-    let mut request = if args.list { http.get(url) } else { http.delete(url) };
-    request = request.header(api::erasure::ORIGIN_HEADER, "cli");
-    if let Some(key) = &args.client.api_key {
-        request = request.bearer_auth(key);
-    }
-    let response = request.send().await.with_context(|| {
-        format!("connecting to {} (is `loupe serve` running?)", args.client.url)
-    })?;
-    let status = response.status();
-    let text = response.text().await.context("reading the response")?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<api::dto::ErrorBody>(&text)
-            .map(|body| body.error.message)
-            .unwrap_or(text);
-        bail!("{status}: {message}");
-    }
+    let request = if args.list { http.get(url) } else { http.delete(url) };
+    let request = request.header(api::erasure::ORIGIN_HEADER, "cli");
+    let text =
+        crate::client::send(&args.client.url, args.client.api_key.as_deref(), request).await?;
     if args.list {
         let list: ErasureList = serde_json::from_str(&text).context("reading the audit log")?;
         if list.erasures.is_empty() {

@@ -531,19 +531,7 @@ fn render_list(list: &api::evals::RunList) -> String {
             s.total_tokens.to_string(),
         ]);
     }
-    let mut widths = [0usize; 8];
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let mut res = String::new();
-    for row in &rows {
-        let line: Vec<String> =
-            row.iter().enumerate().map(|(i, cell)| format!("{cell:<w$}", w = widths[i])).collect();
-        res.push_str(line.join("  ").trim_end());
-        res.push('\n');
-    }
+    let mut res = crate::client::render_columns(&rows);
     if list.runs.is_empty() {
         res.push_str("(no eval runs recorded)\n");
     }
@@ -568,21 +556,6 @@ async fn server_send(
     server: &ServerArgs,
     request: reqwest::RequestBuilder,
 ) -> anyhow::Result<Value> {
-    let request = match &server.api_key {
-        Some(key) => request.header(auth::API_KEY_HEADER, key),
-        None => request,
-    };
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("connecting to {} (is `loupe serve` running?)", server.server))?;
-    let status = response.status();
-    let text = response.text().await.context("reading the response")?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<api::dto::ErrorBody>(&text)
-            .map(|body| body.error.message)
-            .unwrap_or(text);
-        bail!("{status}: {message}");
-    }
+    let text = crate::client::send(&server.server, server.api_key.as_deref(), request).await?;
     serde_json::from_str(&text).context("reading the response")
 }

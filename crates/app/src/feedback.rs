@@ -125,31 +125,13 @@ pub(crate) struct ExportTraceArgs {
     output: PathBuf,
 }
 
-fn client(args: &ClientArgs, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    match &args.api_key {
-        Some(key) => request.bearer_auth(key),
-        None => request,
-    }
-}
-
 fn url(args: &ClientArgs, path: &str) -> String {
     format!("{}{path}", args.url.trim_end_matches('/'))
 }
 
 /// Sends a request and returns the body, or the API's error message.
 async fn send(args: &ClientArgs, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-    let response = client(args, request)
-        .send()
-        .await
-        .with_context(|| format!("connecting to {} (is `loupe serve` running?)", args.url))?;
-    let status = response.status();
-    let text = response.text().await.context("reading the response")?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<api::dto::ErrorBody>(&text)
-            .map(|body| body.error.message)
-            .unwrap_or(text);
-        bail!("{message}");
-    }
+    let text = crate::client::send(&args.url, args.api_key.as_deref(), request).await?;
     if text.is_empty() {
         return Ok(Value::Null);
     }
@@ -265,11 +247,14 @@ pub(crate) async fn dataset(command: DatasetCommand) -> anyhow::Result<()> {
             if let Some(version) = version {
                 query.push(("version", version.to_string()));
             }
-            let request = http.get(url(&args, &format!("/api/v1/datasets/{name}/export")));
-            let mut response = client(&args, request.query(&query))
-                .send()
-                .await
-                .with_context(|| format!("connecting to {}", args.url))?;
+            let mut request =
+                http.get(url(&args, &format!("/api/v1/datasets/{name}/export"))).query(&query);
+            if let Some(key) = &args.api_key {
+                request = request.bearer_auth(key);
+            }
+            // Streamed to the output as it arrives, so not through `send`.
+            let mut response =
+                request.send().await.with_context(|| format!("connecting to {}", args.url))?;
             if !response.status().is_success() {
                 let text = response.text().await.unwrap_or_default();
                 let message = serde_json::from_str::<api::dto::ErrorBody>(&text)

@@ -140,7 +140,7 @@ async fn export_trace_writes_two_cases() {
     let output = app.cli(&["export-trace", "0123456789abcdef0123456789abcdef"]);
     assert!(!output.status.success());
     expect![[r#"
-        error: trace 0123456789abcdef0123456789abcdef not found
+        error: 404 Not Found: trace 0123456789abcdef0123456789abcdef not found
     "#]]
     .assert_eq(&String::from_utf8_lossy(&output.stderr));
 }
