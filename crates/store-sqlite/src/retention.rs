@@ -34,10 +34,13 @@
 use std::collections::BTreeSet;
 
 use model::{ProjectId, StoredSpan, TraceId, UnixNanos};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::RetentionTier;
 
-use crate::write::{rebuild_rollup, to_i64};
+use crate::write::{
+    RAW_COLUMNS, VIEW_COLUMNS, raw_values, rebuild_rollup, set_clause, to_i64, view_values,
+};
 use crate::{Error, Inner, SqliteStore, codec, sampling, search};
 
 /// Schema version 6.
@@ -262,13 +265,12 @@ fn rewrite_batch(
         let mut select = tx.prepare_cached(
             "SELECT id, tier FROM spans WHERE project = ?1 AND trace_id = ?2 AND span_id = ?3",
         )?;
-        let mut update = tx.prepare_cached(
-            "UPDATE spans SET start_ns = ?2, end_ns = ?3, duration_ns = ?4, name = ?5, kind = ?6,
-                service = ?7, span_type = ?8, status = ?9, operation = ?10, model = ?11,
-                provider = ?12, input_tokens = ?13, output_tokens = ?14, total_tokens = ?15,
-                cost = ?16, session = ?17, user = ?18, env = ?19, tags = ?20, tier = ?21
-             WHERE id = ?1",
-        )?;
+        let mut update = tx.prepare_cached(&format!(
+            "UPDATE spans {}, {}, tier = ?{} WHERE id = ?1",
+            set_clause(&RAW_COLUMNS, 2),
+            set_clause(&VIEW_COLUMNS, 2 + RAW_COLUMNS.len()).trim_start_matches("SET "),
+            2 + RAW_COLUMNS.len() + VIEW_COLUMNS.len()
+        ))?;
         let mut update_doc = tx.prepare_cached("UPDATE span_docs SET doc = ?2 WHERE id = ?1")?;
         for span in spans {
             let raw = &span.raw;
@@ -288,34 +290,11 @@ fn rewrite_batch(
                 continue;
             }
             let view = &span.view;
-            let tags = if view.tags.is_empty() {
-                None
-            } else {
-                Some(serde_json::Value::from(view.tags.clone()).to_string())
-            };
-            update.execute(params![
-                id,
-                to_i64(raw.start_time_unix_nano),
-                to_i64(raw.end_time_unix_nano),
-                to_i64(raw.duration_ns()),
-                raw.name,
-                raw.kind.as_str(),
-                raw.service_name(),
-                view.span_type.as_str(),
-                raw.status.code.as_str(),
-                view.operation_id,
-                view.model(),
-                view.provider,
-                view.usage.input.map(to_i64),
-                view.usage.output.map(to_i64),
-                view.usage.total().map(to_i64),
-                view.cost.map(|cost| cost.to_string()),
-                view.session_id,
-                view.user_id,
-                view.environment,
-                tags,
-                tier.as_u8(),
-            ])?;
+            let values = std::iter::once(ToSqlOutput::from(id))
+                .chain(raw_values(raw))
+                .chain(view_values(view))
+                .chain([ToSqlOutput::from(i64::from(tier.as_u8()))]);
+            update.execute(params_from_iter(values))?;
             update_doc.execute(params![id, codec::encode(raw, view)?])?;
             texts.push((id, view.searchable_text()));
             touched.insert((span.project.clone(), *raw.trace_id.as_bytes()));

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use model::{ProjectId, SpanType, StatusCode, StoredSpan};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use model::{LlmView, ProjectId, RawSpan, SpanType, StatusCode, StoredSpan};
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 use rust_decimal::Decimal;
 use store::{ApiKeyRecord, WriteStats};
 
@@ -13,10 +14,80 @@ use crate::{Error, codec};
 
 const INSERT_SPAN: &str = "INSERT OR IGNORE INTO spans (
     project, trace_id, span_id, parent_span_id, start_ns, end_ns, duration_ns, name, kind,
-    service, span_type, status, operation, model, provider, input_tokens, output_tokens,
+    service, status, span_type, operation, model, provider, input_tokens, output_tokens,
     total_tokens, cost, session, user, env, tags
 ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
     ?20, ?21, ?22, ?23)";
+
+/// `spans` columns taken from the raw span, in the order of [`raw_values`].
+pub(crate) const RAW_COLUMNS: [&str; 7] =
+    ["start_ns", "end_ns", "duration_ns", "name", "kind", "service", "status"];
+/// `spans` columns taken from the view, in the order of [`view_values`].
+pub(crate) const VIEW_COLUMNS: [&str; 12] = [
+    "span_type",
+    "operation",
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost",
+    "session",
+    "user",
+    "env",
+    "tags",
+];
+
+/// `SET a = ?{first}, b = ?{first + 1}, ...` for `columns`.
+pub(crate) fn set_clause(columns: &[&str], first: usize) -> String {
+    let sets: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = ?{}", first + i))
+        .collect();
+    format!("SET {}", sets.join(", "))
+}
+
+fn int(n: Option<i64>) -> ToSqlOutput<'static> {
+    ToSqlOutput::Owned(n.map_or(SqlValue::Null, SqlValue::Integer))
+}
+
+fn text(text: Option<&str>) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(text.map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes())))
+}
+
+/// The values of [`RAW_COLUMNS`] for `raw`.
+pub(crate) fn raw_values(raw: &RawSpan) -> [ToSqlOutput<'_>; 7] {
+    [
+        int(Some(to_i64(raw.start_time_unix_nano))),
+        int(Some(to_i64(raw.end_time_unix_nano))),
+        int(Some(to_i64(raw.duration_ns()))),
+        text(Some(&raw.name)),
+        text(Some(raw.kind.as_str())),
+        text(Some(raw.service_name())),
+        text(Some(raw.status.code.as_str())),
+    ]
+}
+
+/// The values of [`VIEW_COLUMNS`] for `view`.
+pub(crate) fn view_values(view: &LlmView) -> [ToSqlOutput<'_>; 12] {
+    let tags =
+        (!view.tags.is_empty()).then(|| serde_json::Value::from(view.tags.clone()).to_string());
+    [
+        text(Some(view.span_type.as_str())),
+        text(view.operation_id.as_deref()),
+        text(view.model()),
+        text(view.provider.as_deref()),
+        int(view.usage.input.map(to_i64)),
+        int(view.usage.output.map(to_i64)),
+        int(view.usage.total().map(to_i64)),
+        ToSqlOutput::Owned(view.cost.map_or(SqlValue::Null, |c| SqlValue::Text(c.to_string()))),
+        text(view.session_id.as_deref()),
+        text(view.user_id.as_deref()),
+        text(view.environment.as_deref()),
+        ToSqlOutput::Owned(tags.map_or(SqlValue::Null, SqlValue::Text)),
+    ]
+}
 
 /// The facts about one span that its trace's roll-up is made of.
 #[derive(Debug, Clone)]
@@ -171,37 +242,16 @@ fn insert_span(
     span: &StoredSpan,
 ) -> Result<bool, Error> {
     let raw = &span.raw;
-    let view = &span.view;
-    let tags = if view.tags.is_empty() {
-        None
-    } else {
-        Some(serde_json::Value::from(view.tags.clone()).to_string())
-    };
-    let n = insert.execute(params![
-        span.project.as_str(),
-        &raw.trace_id.as_bytes()[..],
-        &raw.span_id.as_bytes()[..],
-        raw.parent_span_id.as_ref().map(|id| id.as_bytes().to_vec()),
-        to_i64(raw.start_time_unix_nano),
-        to_i64(raw.end_time_unix_nano),
-        to_i64(raw.duration_ns()),
-        raw.name,
-        raw.kind.as_str(),
-        raw.service_name(),
-        view.span_type.as_str(),
-        raw.status.code.as_str(),
-        view.operation_id,
-        view.model(),
-        view.provider,
-        view.usage.input.map(to_i64),
-        view.usage.output.map(to_i64),
-        view.usage.total().map(to_i64),
-        view.cost.map(|cost| cost.to_string()),
-        view.session_id,
-        view.user_id,
-        view.environment,
-        tags,
-    ])?;
+    let ids: [ToSqlOutput<'_>; 4] = [
+        text(Some(span.project.as_str())),
+        ToSqlOutput::Borrowed(ValueRef::Blob(&raw.trace_id.as_bytes()[..])),
+        ToSqlOutput::Borrowed(ValueRef::Blob(&raw.span_id.as_bytes()[..])),
+        ToSqlOutput::Borrowed(
+            raw.parent_span_id.as_ref().map_or(ValueRef::Null, |id| ValueRef::Blob(id.as_bytes())),
+        ),
+    ];
+    let values = ids.into_iter().chain(raw_values(raw)).chain(view_values(&span.view));
+    let n = insert.execute(params_from_iter(values))?;
     Ok(n == 1)
 }
 
@@ -304,12 +354,10 @@ pub(crate) fn update_views(
             "SELECT s.id, d.doc FROM spans s JOIN span_docs d ON d.id = s.id
              WHERE s.project = ?1 AND s.trace_id = ?2 AND s.span_id = ?3",
         )?;
-        let mut update = tx.prepare_cached(
-            "UPDATE spans SET span_type = ?2, operation = ?3, model = ?4, provider = ?5,
-                input_tokens = ?6, output_tokens = ?7, total_tokens = ?8, cost = ?9,
-                session = ?10, user = ?11, env = ?12, tags = ?13
-             WHERE id = ?1",
-        )?;
+        let mut update = tx.prepare_cached(&format!(
+            "UPDATE spans {} WHERE id = ?1",
+            set_clause(&VIEW_COLUMNS, 2)
+        ))?;
         let mut update_doc = tx.prepare_cached("UPDATE span_docs SET doc = ?2 WHERE id = ?1")?;
         for span in spans {
             let raw = &span.raw;
@@ -327,26 +375,8 @@ pub(crate) fn update_views(
             // The stored raw span is kept; only the view changes.
             let stored = codec::decode(&old_doc)?;
             let view = &span.view;
-            let tags = if view.tags.is_empty() {
-                None
-            } else {
-                Some(serde_json::Value::from(view.tags.clone()).to_string())
-            };
-            update.execute(params![
-                id,
-                view.span_type.as_str(),
-                view.operation_id,
-                view.model(),
-                view.provider,
-                view.usage.input.map(to_i64),
-                view.usage.output.map(to_i64),
-                view.usage.total().map(to_i64),
-                view.cost.map(|cost| cost.to_string()),
-                view.session_id,
-                view.user_id,
-                view.environment,
-                tags,
-            ])?;
+            let id_value = int(Some(id));
+            update.execute(params_from_iter(std::iter::once(id_value).chain(view_values(view))))?;
             update_doc.execute(params![id, codec::encode(&stored.raw, view)?])?;
             texts.push((id, view.searchable_text()));
             touched.insert((span.project.clone(), *raw.trace_id.as_bytes()), ());
