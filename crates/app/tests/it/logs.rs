@@ -160,23 +160,8 @@ async fn log_events_need_a_key_like_traces() {
     assert_eq!(response.status, 401);
 }
 
-fn script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/python/export_genai_events.py")
-}
-
 async fn python_export_and_read(app: &App, protocol: &str, endpoint: &str, expect: Expect) {
-    let output = std::process::Command::new(test_support::python())
-        .arg(script())
-        .args([protocol, endpoint])
-        .output()
-        .expect("running python (set LOUPE_TEST_PYTHON to the venv's interpreter)");
-    assert!(
-        output.status.success(),
-        "python exporter failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let trace_id = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let trace_id = crate::run_python("export_genai_events.py", &[protocol, endpoint]);
     // The exporters return after the server's 2xx, so everything is already stored.
     let tree = app.get_json(&format!("/api/v1/traces/{trace_id}")).await;
     expect.assert_eq(&render_messages(&tree));

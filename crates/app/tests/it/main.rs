@@ -27,6 +27,25 @@ use test_support::Response;
 pub(crate) const ZERO_CONFIG: &str = "";
 
 /// A random-looking trace id from a small number, so tests never collide.
+/// Runs `tests/it/python/{script}` with `args` on the test interpreter (`LOUPE_TEST_PYTHON`)
+/// and returns its standard output, trimmed (the scripts print the trace id they exported).
+pub(crate) fn run_python(script: &str, args: &[&str]) -> String {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/python").join(script);
+    let output = std::process::Command::new(test_support::python())
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("running python (set LOUPE_TEST_PYTHON to the venv's interpreter)");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 pub(crate) fn trace_id(n: u64) -> [u8; 16] {
     let mut res = [0u8; 16];
     res[..8].copy_from_slice(&0x4c6f_7570_6554_6573u64.to_be_bytes());

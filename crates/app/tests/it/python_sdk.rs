@@ -6,23 +6,8 @@ use test_support::{App, eventually, spawn_app};
 
 use crate::render_tree;
 
-fn script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/python/export_trace.py")
-}
-
 async fn export_and_read(app: &App, protocol: &str, endpoint: &str, expect: Expect) {
-    let output = std::process::Command::new(test_support::python())
-        .arg(script())
-        .args([protocol, endpoint])
-        .output()
-        .expect("running python (set LOUPE_TEST_PYTHON to the venv's interpreter)");
-    assert!(
-        output.status.success(),
-        "python exporter failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let trace_id = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let trace_id = crate::run_python("export_trace.py", &[protocol, endpoint]);
     // The exporter returns after the server's 2xx, so the trace is already stored.
     let tree = eventually(std::time::Duration::from_secs(10), "the exported trace", || async {
         let response = app.get(&format!("/api/v1/traces/{trace_id}"), &[]).await;
