@@ -721,9 +721,10 @@ fn parse_trace_cursor(cursor: &Cursor) -> Result<(u64, TraceId), Error> {
     Ok((start, trace))
 }
 
+/// A `count() AS n` row.
 #[derive(Deserialize)]
-struct CountRow {
-    n: u64,
+pub(crate) struct CountRow {
+    pub(crate) n: u64,
 }
 
 #[async_trait]

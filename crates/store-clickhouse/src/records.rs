@@ -16,7 +16,7 @@ use serde::Deserialize;
 use store::{Cursor, DatasetRef, NewDatasetVersion, Page};
 
 use crate::client::{quote, quote_str};
-use crate::{Error, Inner, now_ns};
+use crate::{CountRow, Error, Inner, now_ns};
 
 #[derive(Deserialize)]
 struct Body {
@@ -110,11 +110,7 @@ impl Inner {
         let p = quote(project);
         let list: Vec<String> = trace_ids.iter().map(|t| quote(t.to_hex())).collect();
         let list = list.join(", ");
-        #[derive(Deserialize)]
-        struct Count {
-            n: u64,
-        }
-        let counted: Vec<Count> = self
+        let counted: Vec<CountRow> = self
             .client
             .select(&format!(
                 "SELECT count() AS n FROM spans FINAL WHERE project = {p} AND trace_id IN ({list}) \
@@ -137,24 +133,33 @@ impl Inner {
                 ))
                 .await?;
         }
-        // The mutations are recorded durably when ALTER returns; 18.x has no `mutations_sync`,
-        // so wait for them here.
+        // The mutations are recorded durably when ALTER returns; wait until they are applied.
+        self.wait_for_mutations(&["spans", "trace_index", "span_events"]).await?;
+        Ok(n_spans)
+    }
+
+    /// Waits until the mutations of `tables` are applied (18.x has no `mutations_sync`), at
+    /// most the configured timeout.
+    pub(crate) async fn wait_for_mutations(&self, tables: &[&str]) -> Result<(), Error> {
+        let tables: Vec<String> = tables.iter().map(|t| quote_str(t)).collect();
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         loop {
-            let pending: Vec<Count> = self
+            let pending: Vec<CountRow> = self
                 .client
                 .select(&format!(
                     "SELECT count() AS n FROM system.mutations WHERE database = {} \
-                     AND table IN ('spans', 'trace_index', 'span_events') AND is_done = 0",
-                    quote_str(&self.config.database)
+                     AND table IN ({}) AND is_done = 0",
+                    quote_str(&self.config.database),
+                    tables.join(", ")
                 ))
                 .await?;
             if pending.first().is_none_or(|c| c.n == 0) {
-                return Ok(n_spans);
+                return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Unreachable(
-                    "trace deletion is recorded but not applied yet; it completes in the background"
+                    "the deletion is recorded but not applied yet; it completes in the \
+                     background, call again later"
                         .to_owned(),
                 ));
             }

@@ -19,14 +19,9 @@ use serde::Deserialize;
 use store::RetentionTier;
 
 use crate::client::{quote, quote_str};
-use crate::{Error, Inner, PageKey, index_rows, now_ns, row};
+use crate::{CountRow, Error, Inner, PageKey, index_rows, now_ns, row};
 
 const DAY_NS: u64 = 86_400 * 1_000_000_000;
-
-#[derive(Deserialize)]
-struct CountRow {
-    n: u64,
-}
 
 impl Inner {
     pub(crate) async fn span_projects(&self) -> Result<Vec<ProjectId>, Error> {
@@ -216,7 +211,7 @@ impl Inner {
                      AND min_start_ns >= {lo} AND max_start_ns < {hi}"
                 ))
                 .await?;
-            self.wait_for_mutations().await?;
+            self.wait_for_mutations(&["spans", "trace_index", "span_events"]).await?;
             tracing::info!(
                 project = project.as_str(),
                 partition = partition.partition,
@@ -308,35 +303,8 @@ impl Inner {
                 "ALTER TABLE span_events DELETE WHERE project = {p} AND trace_id IN ({ids})"
             ))
             .await?;
-        self.wait_for_mutations().await?;
+        self.wait_for_mutations(&["spans", "trace_index", "span_events"]).await?;
         Ok(n_spans)
-    }
-
-    /// Waits until the mutations of `spans` and `trace_index` are applied (18.x has no
-    /// `mutations_sync`), at most the configured timeout.
-    async fn wait_for_mutations(&self) -> Result<(), Error> {
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
-        loop {
-            let pending: Vec<CountRow> = self
-                .client
-                .select(&format!(
-                    "SELECT count() AS n FROM system.mutations WHERE database = {} \
-                     AND table IN ('spans', 'trace_index', 'span_events') AND is_done = 0",
-                    quote_str(&self.config.database)
-                ))
-                .await?;
-            if pending.first().is_none_or(|c| c.n == 0) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Unreachable(
-                    "the deletion is recorded but not applied yet; it completes in the \
-                     background, call again later"
-                        .to_owned(),
-                ));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
     }
 
     pub(crate) async fn user_traces(

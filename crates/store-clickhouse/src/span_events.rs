@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 use model::{ProjectId, SpanEvent, SpanId, TraceId};
 use serde::Deserialize;
 
-use crate::client::{quote, quote_str};
-use crate::{Error, Inner, now_ns};
+use crate::client::quote;
+use crate::{CountRow, Error, Inner, now_ns};
 
 /// Schema version 5.
 pub(crate) fn migration() -> Vec<String> {
@@ -95,14 +95,10 @@ impl Inner {
             span_id: String,
             event: String,
         }
-        #[derive(Deserialize)]
-        struct Count {
-            n: u64,
-        }
         // The pipeline asks after every span write; the table is usually empty for the project,
         // which one read of the primary key's first column tells.
         let p = quote(project);
-        let counted: Vec<Count> = self
+        let counted: Vec<CountRow> = self
             .client
             .select(&format!("SELECT count() AS n FROM span_events WHERE project = {p}"))
             .await?;
@@ -170,7 +166,7 @@ impl Inner {
                 ))
                 .await?;
         }
-        self.wait_for_table_mutations("span_events").await?;
+        self.wait_for_mutations(&["span_events"]).await?;
         Ok(0)
     }
 
@@ -181,12 +177,8 @@ impl Inner {
         project: &ProjectId,
         before_ns: u64,
     ) -> Result<(), Error> {
-        #[derive(Deserialize)]
-        struct Count {
-            n: u64,
-        }
         let condition = format!("project = {} AND time_ns < {before_ns}", quote(project));
-        let counted: Vec<Count> = self
+        let counted: Vec<CountRow> = self
             .client
             .select(&format!("SELECT count() AS n FROM span_events WHERE {condition}"))
             .await?;
@@ -194,36 +186,6 @@ impl Inner {
             return Ok(());
         }
         self.client.execute(&format!("ALTER TABLE span_events DELETE WHERE {condition}")).await?;
-        self.wait_for_table_mutations("span_events").await
-    }
-
-    /// Waits until the mutations of `table` are applied (18.x has no `mutations_sync`).
-    pub(crate) async fn wait_for_table_mutations(&self, table: &str) -> Result<(), Error> {
-        #[derive(Deserialize)]
-        struct Count {
-            n: u64,
-        }
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
-        loop {
-            let pending: Vec<Count> = self
-                .client
-                .select(&format!(
-                    "SELECT count() AS n FROM system.mutations WHERE database = {} \
-                     AND table = {} AND is_done = 0",
-                    quote_str(&self.config.database),
-                    quote_str(table)
-                ))
-                .await?;
-            if pending.first().is_none_or(|c| c.n == 0) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Unreachable(format!(
-                    "deletion from {table} is recorded but not applied yet; it completes in the \
-                     background"
-                )));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        self.wait_for_mutations(&["span_events"]).await
     }
 }
