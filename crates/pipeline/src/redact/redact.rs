@@ -369,7 +369,12 @@ impl SpanRedactor<'_> {
         if value.is_empty() || is_user_placeholder(value) {
             return;
         }
-        *value = placeholder("user", self.mac, value, self.config.hash_chars);
+        // The span's user ids were hashed once already, by `collect_users`.
+        let known = self.known_users.iter().find(|(id, _)| id == value);
+        *value = match known {
+            Some((_, hashed)) => hashed.clone(),
+            None => placeholder("user", self.mac, value, self.config.hash_chars),
+        };
         if let Some(n) = self.counts.last_mut() {
             *n += 1;
         }
