@@ -290,6 +290,18 @@ struct PageKey {
     span_id: String,
 }
 
+impl PageKey {
+    /// The key of a stored span's row.
+    fn of(span: &StoredSpan) -> PageKey {
+        PageKey {
+            project: span.project.as_str().to_owned(),
+            start_ns: span.raw.start_time_unix_nano,
+            trace_id: span.raw.trace_id.to_hex(),
+            span_id: span.raw.span_id.to_hex(),
+        }
+    }
+}
+
 impl Inner {
     async fn ensure_schema(&self) -> Result<schema::Dialect, Error> {
         self.schema
@@ -1175,15 +1187,7 @@ impl Store for ClickHouseStore {
             return Ok(0);
         }
         let _guard = inner.write_lock.lock().await;
-        let keys: Vec<PageKey> = spans
-            .iter()
-            .map(|s| PageKey {
-                project: s.project.as_str().to_owned(),
-                start_ns: s.raw.start_time_unix_nano,
-                trace_id: s.raw.trace_id.to_hex(),
-                span_id: s.raw.span_id.to_hex(),
-            })
-            .collect();
+        let keys: Vec<PageKey> = spans.iter().map(PageKey::of).collect();
         let stored = inner.fetch_stored(&keys).await?;
         let mut by_key: HashMap<(ProjectId, TraceId, model::SpanId), (StoredSpan, u8)> = stored
             .into_iter()

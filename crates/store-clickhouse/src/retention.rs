@@ -74,15 +74,7 @@ impl Inner {
         for span in spans {
             copies.insert((&span.project, span.raw.trace_id, span.raw.span_id), span);
         }
-        let keys: Vec<PageKey> = copies
-            .values()
-            .map(|s| PageKey {
-                project: s.project.as_str().to_owned(),
-                start_ns: s.raw.start_time_unix_nano,
-                trace_id: s.raw.trace_id.to_hex(),
-                span_id: s.raw.span_id.to_hex(),
-            })
-            .collect();
+        let keys: Vec<PageKey> = copies.values().map(|s| PageKey::of(s)).collect();
         let stored_tiers: HashMap<(ProjectId, TraceId, model::SpanId), u8> = self
             .fetch_stored(&keys)
             .await?
