@@ -234,3 +234,33 @@ async fn erasing_a_user_leaves_no_plaintext_in_the_data_dir() {
         }
     }
 }
+
+#[test]
+fn envelopes_never_share_a_nonce() {
+    let (_dir, vault) = vault();
+    let mut nonces = std::collections::HashSet::new();
+    for id in 1..=500 {
+        let mut span = user_span(Some("alice"), 1, id, None);
+        seal(&vault, &mut span).unwrap_or_else(|e| panic!("{e}"));
+        let raw = match model::attr_get(&span.raw.attributes, SEALED_ATTR) {
+            Some(AnyValue::Bytes(envelope)) => envelope[1..13].to_vec(),
+            other => panic!("no raw envelope: {other:?}"),
+        };
+        assert!(nonces.insert(raw), "a nonce was used twice");
+    }
+    // Another thread counts from its own random start.
+    let vault = Arc::new(vault);
+    let other = std::thread::spawn({
+        let vault = vault.clone();
+        move || {
+            let mut span = user_span(Some("alice"), 2, 1, None);
+            seal(&vault, &mut span).unwrap_or_else(|e| panic!("{e}"));
+            match model::attr_get(&span.raw.attributes, SEALED_ATTR) {
+                Some(AnyValue::Bytes(envelope)) => envelope[1..13].to_vec(),
+                other => panic!("no raw envelope: {other:?}"),
+            }
+        }
+    });
+    let nonce = other.join().unwrap_or_else(|_| panic!("the sealing thread panicked"));
+    assert!(nonces.insert(nonce), "another thread reused a nonce");
+}

@@ -15,6 +15,13 @@
 //! cargo run --release -p bench --bin loupe-bench-gateway -- --rates 1000,5000 --secs 10
 //! ```
 //!
+//! The floor of any proxy on this machine is measured in the same run, at the same rates: a
+//! bare forwarder on the gateway's own HTTP stack (`loupe-bench-gateway forward`: axum server,
+//! reqwest client, the body streamed through untouched, nothing parsed or recorded), started
+//! by default, and any other pass-through proxy given with `--baseline NAME=URL` (e.g. nginx's
+//! `proxy_pass`, which `bench/floor.sh` starts). What the gateway adds beyond the forwarder is
+//! what its own work costs; what the forwarder adds is the extra hop itself.
+//!
 //! `--litellm URL` also measures a running LiteLLM proxy in front of the same upstream, in the
 //! same run: direct, Loupe's gateway and LiteLLM at one low rate that LiteLLM can sustain
 //! (`--litellm-rate`, default 25 req/s), and each one's maximum throughput. `bench/litellm.sh`
@@ -26,10 +33,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+/// The allocator of the `loupe` binary, so the gateway measured here runs as it does there.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const USAGE: &str = "usage: loupe-bench-gateway [--upstream URL] [--gateway URL --gateway-pid PID] \
                      [--fixtures DIR] [--rates 1000,5000] [--secs N] [--concurrency N] \
-                     [--litellm URL [--litellm-rate N]]\n       \
-                     loupe-bench-gateway serve --upstream URL --data-dir DIR";
+                     [--baseline NAME=URL]... [--no-forwarder] [--litellm URL [--litellm-rate N]]\n       \
+                     loupe-bench-gateway serve --upstream URL --data-dir DIR\n       \
+                     loupe-bench-gateway forward --upstream URL";
 
 struct Args {
     upstream: String,
@@ -41,6 +53,9 @@ struct Args {
     concurrency: usize,
     litellm: Option<String>,
     litellm_rate: u32,
+    /// Pass-through proxies in front of the same upstream: (name, base URL).
+    baselines: Vec<(String, String)>,
+    forwarder: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
@@ -54,6 +69,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         concurrency: 32,
         litellm: None,
         litellm_rate: 25,
+        baselines: Vec::new(),
+        forwarder: true,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
@@ -69,6 +86,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
             "--concurrency" => res.concurrency = value()?.parse()?,
             "--litellm" => res.litellm = Some(value()?.trim_end_matches('/').to_owned()),
             "--litellm-rate" => res.litellm_rate = value()?.parse()?,
+            "--baseline" => {
+                let given = value()?;
+                let (name, url) = given.split_once('=').context("--baseline takes NAME=URL")?;
+                res.baselines.push((name.to_owned(), url.trim_end_matches('/').to_owned()));
+            }
+            "--no-forwarder" => res.forwarder = false,
             _ => bail!("unknown argument {flag}\n{USAGE}"),
         }
     }
@@ -77,11 +100,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
 
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1).peekable();
-    let res = if args.peek().map(String::as_str) == Some("serve") {
-        args.next();
-        serve(args)
-    } else {
-        parse_args(args).and_then(run)
+    let res = match args.peek().map(String::as_str) {
+        Some("serve") => {
+            args.next();
+            serve(args)
+        }
+        Some("forward") => {
+            args.next();
+            forward(args)
+        }
+        _ => parse_args(args).and_then(run),
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -163,6 +191,74 @@ fn serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     })
 }
 
+/// The floor: a bare forwarder on the gateway's HTTP stack (axum in, reqwest out, the same
+/// two-thread runtime), passing each request's method, path, content type and body to the
+/// upstream and streaming the response back untouched.
+fn forward(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let mut upstream = "http://127.0.0.1:18080".to_owned();
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--upstream" => upstream = args.next().context("--upstream needs a value")?,
+            _ => bail!("unknown argument {flag}\n{USAGE}"),
+        }
+    }
+    let upstream: Arc<str> = upstream.trim_end_matches('/').into();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
+        let handler = move |request: axum::extract::Request| {
+            let (client, upstream) = (client.clone(), upstream.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+                let mut outgoing = client.request(parts.method, format!("{upstream}{}", parts.uri));
+                if let Some(content_type) = parts.headers.get(axum::http::header::CONTENT_TYPE) {
+                    outgoing = outgoing.header(axum::http::header::CONTENT_TYPE, content_type);
+                }
+                match outgoing.body(body).send().await {
+                    Ok(response) => {
+                        let mut res = axum::response::Response::builder().status(response.status());
+                        for (name, value) in response.headers() {
+                            res = res.header(name, value);
+                        }
+                        res.body(axum::body::Body::from_stream(response.bytes_stream()))
+                            .unwrap_or_default()
+                    }
+                    Err(error) => axum::response::Response::builder()
+                        .status(502)
+                        .body(axum::body::Body::from(error.to_string()))
+                        .unwrap_or_default(),
+                }
+            }
+        };
+        let router = axum::Router::new().fallback(handler);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening on {}", listener.local_addr()?);
+        axum::serve(listener, router).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Starts this program in `mode` (`serve` or `forward`) as a child process and returns it with
+/// the base URL it printed.
+fn spawn_self(
+    mode: &str,
+    extra: &[&std::ffi::OsStr],
+) -> anyhow::Result<(std::process::Child, String)> {
+    let mut process = std::process::Command::new(std::env::current_exe()?)
+        .arg(mode)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting `{mode}`"))?;
+    let stdout = process.stdout.take().context("child stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line.trim().strip_prefix("listening on ").context("no address")?.to_owned();
+    Ok((process, format!("http://{addr}")))
+}
+
 /// A sink that accepts and forgets every batch.
 struct Discard;
 
@@ -210,6 +306,24 @@ impl Samples {
             ttfb_p99: percentile(&self.ttfb, 0.99),
         }
     }
+}
+
+/// One row of the fixed-rate table: a path against direct calls at the same rate.
+fn print_row(label: &str, rate: u32, d: &Summary, v: &Summary, errors: (u64, u64)) {
+    let pair = |a: f64, b: f64| format!("{a:.3} / {b:.3}");
+    let totals = [pair(d.p50, d.p99), pair(v.p50, v.p99), pair(v.p50 - d.p50, v.p99 - d.p99)];
+    let ttfbs = [
+        pair(d.ttfb_p50, d.ttfb_p99),
+        pair(v.ttfb_p50, v.ttfb_p99),
+        pair(v.ttfb_p50 - d.ttfb_p50, v.ttfb_p99 - d.ttfb_p99),
+    ];
+    println!(
+        "| {label} | {rate} | {} | {} | {} / {} |",
+        totals.join(" | "),
+        ttfbs.join(" | "),
+        errors.0,
+        errors.1
+    );
 }
 
 /// One call: (time to first body byte, total) in microseconds.
@@ -392,21 +506,28 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(url) => (url.trim_end_matches('/').to_owned(), args.gateway_pid),
         None => {
             let data_dir = tempfile::tempdir()?;
-            let mut process = std::process::Command::new(std::env::current_exe()?)
-                .args(["serve", "--upstream", &args.upstream, "--data-dir"])
-                .arg(data_dir.path())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .context("starting the gateway")?;
-            let stdout = process.stdout.take().context("gateway stdout")?;
-            let mut line = String::new();
-            std::io::BufReader::new(stdout).read_line(&mut line)?;
-            let addr = line.trim().strip_prefix("listening on ").context("no address")?.to_owned();
+            let (process, url) = spawn_self(
+                "serve",
+                &[
+                    "--upstream".as_ref(),
+                    args.upstream.as_ref(),
+                    "--data-dir".as_ref(),
+                    data_dir.path().as_os_str(),
+                ],
+            )?;
             let pid = process.id();
             child = Some((process, data_dir));
-            (format!("http://{addr}"), Some(pid))
+            (url, Some(pid))
         }
     };
+    let mut baselines = args.baselines.clone();
+    let mut forwarder = None;
+    if args.forwarder {
+        let (process, url) =
+            spawn_self("forward", &["--upstream".as_ref(), args.upstream.as_ref()])?;
+        forwarder = Some(process);
+        baselines.insert(0, ("bare forwarder (axum + reqwest)".to_owned(), url));
+    }
     let fixtures = std::path::Path::new(&args.fixtures);
     let plain = bytes::Bytes::from(std::fs::read(fixtures.join("request.json"))?);
     let streamed_text = std::fs::read_to_string(fixtures.join("request_stream.json"))?;
@@ -444,20 +565,25 @@ fn run(args: Args) -> anyhow::Result<()> {
                 let mut via = fixed_rate(&client, &gateway_url, gateway_body, rate, args.secs).await;
                 n_gateway_calls += via.n_sent;
                 let (d, g) = (direct.summary(), via.summary());
-                println!(
-                    "| {name} | {rate} | {:.3} / {:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {} / {} |",
-                    d.p50, d.p99, g.p50, g.p99, g.p50 - d.p50, g.p99 - d.p99,
-                    d.ttfb_p50, d.ttfb_p99, g.ttfb_p50, g.ttfb_p99,
-                    g.ttfb_p50 - d.ttfb_p50, g.ttfb_p99 - d.ttfb_p99,
-                    direct.errors, via.errors,
-                );
+                print_row(name, rate, &d, &g, (direct.errors, via.errors));
+                // The same calls through each pass-through proxy: the floor of an extra hop.
+                for (baseline, base) in &baselines {
+                    let url = direct_url.replacen(upstream, base, 1);
+                    let mut other = fixed_rate(&client, &url, direct_body, rate, args.secs).await;
+                    let label = format!("{name}, {baseline}");
+                    print_row(&label, rate, &d, &other.summary(), (direct.errors, other.errors));
+                }
             }
         }
         println!();
-        for (label, url, body) in [
-            ("direct", format!("{upstream}/v1/chat/completions"), plain.clone()),
-            ("gateway", gateway_url.clone(), plain.clone()),
-        ] {
+        let mut throughput_targets = vec![
+            ("direct".to_owned(), format!("{upstream}/v1/chat/completions"), plain.clone()),
+            ("gateway".to_owned(), gateway_url.clone(), plain.clone()),
+        ];
+        for (baseline, base) in &baselines {
+            throughput_targets.push((baseline.clone(), format!("{base}/v1/chat/completions"), plain.clone()));
+        }
+        for (label, url, body) in throughput_targets {
             let (per_sec, ok, failed) = max_throughput(&client, &url, &body, args.concurrency, args.secs).await;
             if label == "gateway" {
                 n_gateway_calls += ok + failed;
@@ -498,6 +624,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     });
+    if let Some(mut process) = forwarder {
+        let _ = process.kill();
+        let _ = process.wait();
+    }
     if let Some((mut process, _data_dir)) = child {
         let _ = process.kill();
         let _ = process.wait();

@@ -51,7 +51,7 @@ pub(crate) enum Needs {
 }
 
 /// What [`Needs`] asks of one text, found in one pass over its bytes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Features {
     bearer: bool,
     iban: bool,
@@ -62,48 +62,106 @@ pub(crate) struct Features {
     hex_colons: bool,
 }
 
+/// Bytes per block of [`Features::of`]'s fast path.
+const BLOCK: usize = 32;
+
+/// The state of [`Features::of`]'s pass between two bytes.
+#[derive(Default)]
+struct Scan {
+    res: Features,
+    /// The three bytes before the current one (0 before the start).
+    p1: u8,
+    p2: u8,
+    p3: u8,
+    /// Digits in the current run that a card number could span, and whether the byte before
+    /// is the one separator allowed between two of its digits.
+    card_run: usize,
+    card_sep: bool,
+    /// Hex digits since the last colon, `None` when something else came between.
+    hex_since_colon: Option<usize>,
+}
+
+impl Scan {
+    fn byte(&mut self, b: u8) {
+        let (p1, p2, p3) = (self.p1, self.p2, self.p3);
+        let res = &mut self.res;
+        if b.is_ascii_digit() {
+            res.n_digits += 1;
+            self.card_run += 1;
+            self.card_sep = false;
+            res.card_digits |= self.card_run >= 13;
+            res.digit_dash_digit |= p1 == b'-' && p2.is_ascii_digit();
+            res.digit_dot_digit |= p1 == b'.' && p2.is_ascii_digit();
+            res.iban |= p1.is_ascii_digit() && p2.is_ascii_uppercase() && p3.is_ascii_uppercase();
+        } else if (b == b' ' || b == b'-') && self.card_run > 0 && !self.card_sep {
+            self.card_sep = true;
+        } else {
+            self.card_run = 0;
+            self.card_sep = false;
+        }
+        if b == b':' {
+            res.hex_colons |= self.hex_since_colon.is_some_and(|n| n <= 4);
+            self.hex_since_colon = Some(0);
+        } else if b.is_ascii_hexdigit() {
+            if let Some(n) = &mut self.hex_since_colon {
+                *n += 1;
+            }
+        } else {
+            self.hex_since_colon = None;
+        }
+        (self.p3, self.p2, self.p1) = (p2, p1, b);
+    }
+
+    /// Passes a whole block that holds no digit and no colon, as [`Scan::byte`] on each of its
+    /// bytes would: no feature can start in it, a card run cannot span it (two non-digits in a
+    /// row end it), and the hex run before the next colon is longer than any that counts.
+    fn skip_block(&mut self, block: &[u8; BLOCK]) {
+        self.card_run = 0;
+        self.card_sep = false;
+        self.hex_since_colon = None;
+        (self.p3, self.p2, self.p1) = (block[BLOCK - 3], block[BLOCK - 2], block[BLOCK - 1]);
+    }
+}
+
+/// Whether the block holds a digit or a colon (`'0'..=':'` are contiguous in ASCII), written
+/// without early exit so that it compiles to a few vector instructions.
+fn has_digit_or_colon(block: &[u8; BLOCK]) -> bool {
+    block.iter().fold(false, |found, &b| found | (b.wrapping_sub(b'0') <= b':' - b'0'))
+}
+
+/// Whether `bytes` holds "bearer" in any case.
+fn has_bearer(bytes: &[u8]) -> bool {
+    memchr::memchr2_iter(b'b', b'B', bytes)
+        .any(|i| bytes.get(i..i + 6).is_some_and(|w| w.eq_ignore_ascii_case(b"bearer")))
+}
+
 impl Features {
+    /// One pass over the text. Prose is mostly blocks without digits or colons, which are
+    /// skipped whole; the others go byte by byte.
     pub(crate) fn of(text: &str) -> Features {
         let bytes = text.as_bytes();
-        let mut res = Features::default();
-        // The three bytes before the current one (0 before the start).
-        let (mut p1, mut p2, mut p3) = (0u8, 0u8, 0u8);
-        // Digits in the current run that a card number could span, and whether the byte
-        // before is the one separator allowed between two of its digits.
-        let (mut card_run, mut card_sep) = (0usize, false);
-        // Hex digits since the last colon, `None` when something else came between.
-        let mut hex_since_colon: Option<usize> = None;
-        for (i, &b) in bytes.iter().enumerate() {
-            if b.is_ascii_digit() {
-                res.n_digits += 1;
-                card_run += 1;
-                card_sep = false;
-                res.card_digits |= card_run >= 13;
-                res.digit_dash_digit |= p1 == b'-' && p2.is_ascii_digit();
-                res.digit_dot_digit |= p1 == b'.' && p2.is_ascii_digit();
-                res.iban |=
-                    p1.is_ascii_digit() && p2.is_ascii_uppercase() && p3.is_ascii_uppercase();
-            } else if (b == b' ' || b == b'-') && card_run > 0 && !card_sep {
-                card_sep = true;
+        let mut scan = Scan::default();
+        let (blocks, rest) = bytes.as_chunks::<BLOCK>();
+        for block in blocks {
+            if has_digit_or_colon(block) {
+                block.iter().for_each(|&b| scan.byte(b));
             } else {
-                card_run = 0;
-                card_sep = false;
+                scan.skip_block(block);
             }
-            if b == b':' {
-                res.hex_colons |= hex_since_colon.is_some_and(|n| n <= 4);
-                hex_since_colon = Some(0);
-            } else if b.is_ascii_hexdigit() {
-                if let Some(n) = &mut hex_since_colon {
-                    *n += 1;
-                }
-            } else {
-                hex_since_colon = None;
-            }
-            if b | 0x20 == b'r' && i >= 5 && bytes[i - 5..=i].eq_ignore_ascii_case(b"bearer") {
-                res.bearer = true;
-            }
-            (p3, p2, p1) = (p2, p1, b);
         }
+        rest.iter().for_each(|&b| scan.byte(b));
+        let mut res = scan.res;
+        res.bearer = has_bearer(bytes);
+        res
+    }
+
+    /// [`Features::of`] byte by byte, without the fast path: what it must agree with.
+    #[cfg(test)]
+    pub(crate) fn of_each_byte(text: &str) -> Features {
+        let mut scan = Scan::default();
+        text.bytes().for_each(|b| scan.byte(b));
+        let mut res = scan.res;
+        res.bearer = has_bearer(text.as_bytes());
         res
     }
 

@@ -220,3 +220,35 @@ fn long_texts_are_redacted_like_short_ones() {
         assert_ne!(short, text, "{text} has something to redact");
     }
 }
+
+/// The block-skipping pass finds exactly what the byte-by-byte pass finds, wherever the
+/// interesting bytes fall relative to the 32-byte blocks: texts of a few short fragments (a
+/// feature may need two of them, e.g. two digit runs forming one card number) separated by
+/// fillers of pseudo-random length.
+#[test]
+fn features_fast_path_agrees_with_the_byte_by_byte_pass() {
+    use super::detectors::Features;
+    const FRAGMENTS: &[&str] =
+        &["1234567", "123456", "8", ":", "ab", "fe", "bearer", "BeArEr", "-", " ", ".", "DE"];
+    const FILLERS: &[&str] = &["y", "the fox ", "cafe"];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |bound: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % bound as u64) as usize
+    };
+    let mut n_differing_from_empty = 0;
+    for _ in 0..20_000 {
+        let mut text = String::new();
+        for _ in 0..next(6) {
+            text.push_str(&FILLERS[next(FILLERS.len())].repeat(next(12)));
+            text.push_str(FRAGMENTS[next(FRAGMENTS.len())]);
+        }
+        text.push_str(&"y".repeat(next(40)));
+        let fast = Features::of(&text);
+        assert_eq!(fast, Features::of_each_byte(&text), "on {text:?}");
+        n_differing_from_empty += usize::from(fast != Features::of_each_byte(""));
+    }
+    assert!(n_differing_from_empty > 10_000, "the generated texts rarely hold a feature");
+}
