@@ -197,7 +197,7 @@ fn list_feedback(
     }
 }
 
-fn trace_feedback(
+pub(crate) fn trace_feedback(
     conn: &Connection,
     project: &ProjectId,
     trace_id: TraceId,

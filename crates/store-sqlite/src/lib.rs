@@ -650,6 +650,14 @@ impl Store for SqliteStore {
         self.sampling_decision_of(project, trace_id).await
     }
 
+    async fn traces_for_decision(
+        &self,
+        project: &ProjectId,
+        trace_ids: &[TraceId],
+    ) -> store::Result<Vec<(Vec<StoredSpan>, Vec<Feedback>)>> {
+        self.sampling_traces(project, trace_ids).await
+    }
+
     // Retention and erasure: implemented in `retention.rs` and `state.rs`.
 
     async fn span_projects(&self) -> store::Result<Vec<ProjectId>> {

@@ -29,7 +29,7 @@
 
 use std::collections::BTreeSet;
 
-use model::{ProjectId, TraceId, UnixNanos};
+use model::{Feedback, ProjectId, StoredSpan, TraceId, UnixNanos};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::write::to_i64;
@@ -104,6 +104,28 @@ impl SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter().map(|(project, trace_id)| parse_key(&project, &trace_id)).collect()
+        })
+        .await
+    }
+
+    /// The sampler's batch read: every trace and its feedback with one read connection, in
+    /// one trip to the blocking pool (a trip per trace cost more in thread hand-offs than the
+    /// reads themselves).
+    pub(crate) async fn sampling_traces(
+        &self,
+        project: &ProjectId,
+        trace_ids: &[TraceId],
+    ) -> store::Result<Vec<(Vec<StoredSpan>, Vec<Feedback>)>> {
+        let project = project.clone();
+        let trace_ids = trace_ids.to_vec();
+        self.with_reader(move |conn| {
+            trace_ids
+                .into_iter()
+                .map(|trace_id| {
+                    let spans = crate::read::get_trace(conn, &project, trace_id)?;
+                    Ok((spans, crate::feedback::trace_feedback(conn, &project, trace_id)?))
+                })
+                .collect()
         })
         .await
     }

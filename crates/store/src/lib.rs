@@ -448,6 +448,24 @@ pub trait Store: Send + Sync + 'static {
         let _ = (project, trace_id);
         Err(unsupported("tail sampling"))
     }
+
+    /// What tail sampling decides a batch of traces of one project on: for each id, in order,
+    /// its spans as [`Store::get_trace`] gives them and its feedback as
+    /// [`Store::trace_feedback`] does (none where the backend keeps no feedback). Backends
+    /// override it to read the batch in one go; this default asks for each trace in turn.
+    async fn traces_for_decision(
+        &self,
+        project: &ProjectId,
+        trace_ids: &[TraceId],
+    ) -> Result<Vec<(Vec<StoredSpan>, Vec<Feedback>)>> {
+        let mut res = Vec::with_capacity(trace_ids.len());
+        for &trace_id in trace_ids {
+            let spans = self.get_trace(project, trace_id).await?;
+            let feedback = self.trace_feedback(project, trace_id).await.unwrap_or_default();
+            res.push((spans, feedback));
+        }
+        Ok(res)
+    }
 }
 
 fn unsupported(what: &str) -> Error {

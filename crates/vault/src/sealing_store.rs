@@ -202,6 +202,18 @@ impl Store for SealingStore {
         self.inner.trace_feedback(project, trace_id).await
     }
 
+    async fn traces_for_decision(
+        &self,
+        project: &ProjectId,
+        trace_ids: &[TraceId],
+    ) -> store::Result<Vec<(Vec<StoredSpan>, Vec<Feedback>)>> {
+        let mut res = self.inner.traces_for_decision(project, trace_ids).await?;
+        for (spans, _) in &mut res {
+            self.unsealed(spans)?;
+        }
+        Ok(res)
+    }
+
     async fn pending_feedback(
         &self,
         project: &ProjectId,

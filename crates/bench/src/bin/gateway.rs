@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use bench::metric;
 
 /// The allocator of the `loupe` binary, so the gateway measured here runs as it does there.
 #[global_allocator]
@@ -487,17 +488,6 @@ fn rss_kib(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-async fn metric(client: &reqwest::Client, gateway: &str, name: &str) -> f64 {
-    let Ok(response) = client.get(format!("{gateway}/metrics")).send().await else {
-        return f64::NAN;
-    };
-    let text = response.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

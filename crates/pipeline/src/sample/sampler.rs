@@ -3,8 +3,9 @@
 //! Spans are written at once by the pipeline, as when sampling is off, so an acknowledged span
 //! survives a crash while its trace waits. This task asks the store, every tick, for traces that
 //! are ready (root span stored `decision_wait_secs` ago, or, with no root, no new span for that
-//! long) and not decided yet ([`store::Store::undecided_traces`]); it reads each one back,
-//! decides it with [`decide`], deletes the dropped ones ([`store::Store::delete_traces`]) and
+//! long) and not decided yet ([`store::Store::undecided_traces`]); it reads them back with
+//! their feedback, a batch per project ([`store::Store::traces_for_decision`]),
+//! decides each with [`decide`], deletes the dropped ones ([`store::Store::delete_traces`]) and
 //! records every decision ([`store::Store::record_sampling_decisions`]). The store remembers
 //! what is pending and what was decided, so a restart decides nothing twice, and it deletes late
 //! spans of a dropped trace as they arrive.
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use model::{ProjectId, StoredSpan, TraceId, UnixNanos};
+use model::{Feedback, ProjectId, StoredSpan, TraceId, UnixNanos};
 use store::Store;
 
 use super::config::SampleConfig;
@@ -164,20 +165,28 @@ impl SamplerCore {
             // The stored traces dropped in this batch, by project: one delete (one write
             // transaction) per project and batch rather than one per trace.
             let mut to_delete: Vec<(ProjectId, Vec<TraceId>)> = Vec::new();
-            for (project, trace_id) in ready {
-                let spans = self.store.get_trace(&project, trace_id).await.map_err(Error::Store)?;
-                let keep = !spans.is_empty() && self.decide_one(&project, trace_id, &spans).await;
-                if !spans.is_empty() && !keep {
-                    match to_delete.iter_mut().find(|(p, _)| *p == project) {
-                        Some((_, ids)) => ids.push(trace_id),
-                        None => to_delete.push((project.clone(), vec![trace_id])),
+            // One read per project and batch, not two per trace.
+            for (project, trace_ids) in by_project(ready) {
+                let traces = self
+                    .store
+                    .traces_for_decision(&project, &trace_ids)
+                    .await
+                    .map_err(Error::Store)?;
+                let mut dropped = Vec::new();
+                for (trace_id, (spans, feedback)) in trace_ids.into_iter().zip(traces) {
+                    let keep = !spans.is_empty() && self.decide_one(&spans, feedback);
+                    if !spans.is_empty() && !keep {
+                        dropped.push(trace_id);
                     }
+                    match keep {
+                        true => res.n_kept += 1,
+                        false => res.n_dropped += 1,
+                    }
+                    decisions.push((project.clone(), trace_id, keep));
                 }
-                match keep {
-                    true => res.n_kept += 1,
-                    false => res.n_dropped += 1,
+                if !dropped.is_empty() {
+                    to_delete.push((project, dropped));
                 }
-                decisions.push((project, trace_id, keep));
             }
             // Deleted before the decisions are recorded (see the module docs).
             for (project, trace_ids) in &to_delete {
@@ -195,20 +204,11 @@ impl SamplerCore {
         Ok(res)
     }
 
-    /// Decides one stored trace and counts the decision.
-    async fn decide_one(
-        &self,
-        project: &ProjectId,
-        trace_id: TraceId,
-        spans: &[StoredSpan],
-    ) -> bool {
+    /// Decides one stored trace, given its stored feedback records (people, evaluators over
+    /// the API), and counts the decision.
+    fn decide_one(&self, spans: &[StoredSpan], records: Vec<Feedback>) -> bool {
         let mut feedback = feedback_from_spans(spans);
-        // Stored feedback (people, evaluators over the API); a backend without feedback
-        // records decides on what the spans carry.
-        match self.store.trace_feedback(project, trace_id).await {
-            Ok(records) => feedback.extend(records.iter().flat_map(feedback_from_record)),
-            Err(error) => tracing::debug!(%error, "no stored feedback for the sampling decision"),
-        }
+        feedback.extend(records.iter().flat_map(feedback_from_record));
         let root = spans
             .iter()
             .filter(|span| span.raw.parent_span_id.is_none())
@@ -240,6 +240,18 @@ impl SamplerCore {
         }
         decision.keep
     }
+}
+
+/// Groups ready traces by project, keeping their order within each.
+fn by_project(ready: Vec<(ProjectId, TraceId)>) -> Vec<(ProjectId, Vec<TraceId>)> {
+    let mut res: Vec<(ProjectId, Vec<TraceId>)> = Vec::new();
+    for (project, trace_id) in ready {
+        match res.iter_mut().find(|(p, _)| *p == project) {
+            Some((_, ids)) => ids.push(trace_id),
+            None => res.push((project, vec![trace_id])),
+        }
+    }
+    res
 }
 
 /// The background task running [`SamplerCore::run_pass`] every tick. Start it only when

@@ -109,6 +109,15 @@ pub async fn feedback_round_trip_and_edits(store: &dyn Store) {
     assert_eq!(ids(&listed), ["fb_3"], "list_feedback by session");
     let of_trace = store.trace_feedback(&p1, trace_id(1)).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ids(&of_trace), ["fb_1", "fb_2"], "trace_feedback: span and trace entries");
+    // The sampler's batch read gives each trace's spans and feedback, in the order asked,
+    // and nothing for an unknown trace.
+    let batch = store
+        .traces_for_decision(&p1, &[trace_id(99), trace_id(1)])
+        .await
+        .unwrap_or_else(|e| panic!("traces_for_decision failed: {e}"));
+    let whole = store.get_trace(&p1, trace_id(1)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!whole.is_empty(), "the trace is stored");
+    assert_eq!(batch, vec![(Vec::new(), Vec::new()), (whole, of_trace.clone())], "batch read");
 
     // An edit replaces the entry; the history the caller built is kept.
     let mut edited = on_child.clone();
