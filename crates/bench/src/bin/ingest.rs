@@ -14,9 +14,10 @@
 //!
 //!
 //! With `--compare-processors` it measures the pipeline's cost instead: ingest throughput with
-//! every processor on (redaction, fingerprints, content policy, prices, tail sampling, sealing)
-//! versus all off, each on a fresh server, alternating off, on, on, off in one run, and prints
-//! the ratio. Tail sampling decides traces in the background after the load's acks, so with it
+//! every processor on (redaction, fingerprints, content policy, prices, tail sampling, sealing),
+//! with the defaults (the same without tail sampling, which is off by default) and with all
+//! off, each on a fresh server, in the order off, defaults, on, on, defaults, off in one run,
+//! and prints the ratios to all off. Tail sampling decides traces in the background after the load's acks, so with it
 //! on the bench also waits, after the load, until every acknowledged trace is decided (read
 //! from `/metrics`), and reports the rate over the load plus that catch-up, less the decision
 //! wait itself: a sampler falling behind the load would otherwise flatter the "on" figure.
@@ -410,8 +411,37 @@ impl Load {
     }
 }
 
-/// `--compare-processors`: throughput with every processor on versus all off, same machine,
-/// same run, alternating so drift affects both alike.
+/// The pipelines `--compare-processors` measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Everything that has a switch off ([`ALL_OFF`]).
+    Off,
+    /// No config: the defaults, tail sampling off.
+    Defaults,
+    /// The defaults plus tail sampling ([`ALL_ON`]).
+    On,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Off => "all off",
+            Phase::Defaults => "defaults",
+            Phase::On => "all on",
+        }
+    }
+
+    fn config(self) -> &'static str {
+        match self {
+            Phase::Off => ALL_OFF,
+            Phase::Defaults => "",
+            Phase::On => ALL_ON,
+        }
+    }
+}
+
+/// `--compare-processors`: throughput with every processor on, with the defaults and with all
+/// off, same machine, same run, in a mirrored order so drift affects each alike.
 async fn compare_processors(
     args: &Args,
     client: &reqwest::Client,
@@ -421,12 +451,13 @@ async fn compare_processors(
     if args.url.is_some() || args.data_dir.is_some() {
         bail!("--compare-processors starts its own servers: leave out --url and --data-dir");
     }
-    // (spans, seconds) with processors off, then on.
-    let mut totals = [(0u64, 0f64); 2];
-    for on in [false, true, true, false] {
+    let phases = [Phase::Off, Phase::Defaults, Phase::On, Phase::On, Phase::Defaults, Phase::Off];
+    // (spans, seconds) per phase kind, in the order off, defaults, on.
+    let mut totals = [(0u64, 0f64); 3];
+    for phase in phases {
         let config_dir = tempfile::tempdir()?;
         let config = config_dir.path().join("loupe.toml");
-        std::fs::write(&config, if on { ALL_ON } else { ALL_OFF })?;
+        std::fs::write(&config, phase.config())?;
         let server = start_server(args, Some(&config))?;
         let load = Load::new(args.traces_per_request, prompt.clone(), completion.clone());
         let started = Instant::now();
@@ -437,51 +468,55 @@ async fn compare_processors(
         let load_secs = started.elapsed().as_secs_f64();
         let acked = load.spans_acked.load(Ordering::Relaxed);
         println!(
-            "processors {}: {acked} spans acknowledged in {load_secs:.1} s = {:.0} spans/s, \
-             request latency {}",
-            if on { "on " } else { "off" },
+            "{}: {acked} spans acknowledged in {load_secs:.1} s = {:.0} spans/s, request \
+             latency {}",
+            phase.name(),
             acked as f64 / load_secs,
             summary(load.latencies.lock().map(|l| l.clone()).unwrap_or_default())
         );
         let mut elapsed = load_secs;
-        if on {
-            // Every acknowledged trace decided: the sampler's catch-up counts as work.
-            let n_traces = acked / SPANS_PER_TRACE;
-            let drained = Instant::now();
-            let deadline = drained + Duration::from_secs(300);
-            let mut decided = 0.0;
-            while Instant::now() < deadline {
-                decided = metric(client, &server.url, "loupe_processor_sample_traces_kept_total")
-                    .await
-                    + metric(client, &server.url, "loupe_processor_sample_traces_dropped_total")
-                        .await;
-                if decided >= n_traces as f64 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let catch_up = (drained.elapsed().as_secs_f64() - ON_DECISION_WAIT_SECS).max(0.0);
-            elapsed += catch_up;
-            println!(
-                "  sampler: {decided} of {n_traces} traces decided {catch_up:.1} s after the \
-                 load (beyond the {ON_DECISION_WAIT_SECS} s wait) = {:.0} spans/s with sampling \
-                 caught up",
-                acked as f64 / elapsed
-            );
+        if phase == Phase::On {
+            elapsed += sampler_catch_up(client, &server.url, acked).await;
+            println!("  = {:.0} spans/s with sampling caught up", acked as f64 / elapsed);
         }
-        totals[usize::from(on)].0 += acked;
-        totals[usize::from(on)].1 += elapsed;
+        let total = &mut totals[phase as usize];
+        total.0 += acked;
+        total.1 += elapsed;
         drop(server);
     }
     let rate = |(spans, seconds): (u64, f64)| spans as f64 / seconds.max(f64::EPSILON);
-    let (off, on) = (rate(totals[0]), rate(totals[1]));
+    let [off, defaults, on] = totals.map(rate);
     println!(
-        "all processors on (sampling caught up): {on:.0} spans/s; all off: {off:.0} spans/s; \
-         on/off = {:.2} ({:.0}% slower)",
+        "all off: {off:.0} spans/s; defaults: {defaults:.0} spans/s, defaults/off = {:.2}; \
+         all on (sampling caught up): {on:.0} spans/s, on/off = {:.2} ({:.0}% slower)",
+        defaults / off,
         on / off,
         (1.0 - on / off) * 100.0
     );
     Ok(())
+}
+
+/// Waits until the server's sampler has decided every acknowledged trace and returns how long
+/// that took beyond the decision wait: work the sampler still owed when the load stopped.
+async fn sampler_catch_up(client: &reqwest::Client, url: &str, acked: u64) -> f64 {
+    let n_traces = acked / SPANS_PER_TRACE;
+    let drained = Instant::now();
+    let deadline = drained + Duration::from_secs(300);
+    let mut decided = 0.0;
+    while Instant::now() < deadline {
+        decided = metric(client, url, "loupe_processor_sample_traces_kept_total").await
+            + metric(client, url, "loupe_processor_sample_traces_dropped_total").await;
+        if decided >= n_traces as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let catch_up = (drained.elapsed().as_secs_f64() - ON_DECISION_WAIT_SECS).max(0.0);
+    println!(
+        "  sampler: {decided} of {n_traces} traces decided {catch_up:.1} s after the load \
+         (beyond the {ON_DECISION_WAIT_SECS} s wait)"
+    );
+    catch_up
 }
 
 #[tokio::main]
