@@ -406,7 +406,10 @@ impl Endpoint {
             Ok(response) => response,
             Err(error) => {
                 let retry = (!error.is_timeout()).then_some(Duration::from_secs(1));
-                return (Err(format!("calling {}: {}", self.url, error_chain(&error))), retry);
+                return (
+                    Err(format!("calling {}: {}", self.url, model::error_chain(&error))),
+                    retry,
+                );
             }
         };
         let status = response.status();
@@ -458,17 +461,6 @@ impl Endpoint {
             });
         (Ok((output, tokens)), None)
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut res = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        res.push_str(": ");
-        res.push_str(&e.to_string());
-        source = e.source();
-    }
-    res
 }
 
 /// The run for people: one line per case that did not pass, then the totals.

@@ -51,3 +51,16 @@ impl ErrorCode {
         matches!(self, ErrorCode::TooManyRequests | ErrorCode::Unavailable)
     }
 }
+
+/// An error and each of its sources, joined with `: ` (what a log line or a message to a user
+/// should say, where `Display` alone often names only the outermost layer).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut res = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        res.push_str(": ");
+        res.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    res
+}

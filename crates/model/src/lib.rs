@@ -16,7 +16,7 @@ pub mod time;
 pub use dataset::{
     Dataset, DatasetItem, DatasetVersion, ExpectedSource, ItemInput, ItemSource, Split,
 };
-pub use error::ErrorCode;
+pub use error::{ErrorCode, error_chain};
 pub use feedback::{
     Feedback, FeedbackContent, FeedbackRevision, FeedbackSource, FeedbackTarget, Rating,
     ScoreConfig, ScoreKind, ScoreValue,

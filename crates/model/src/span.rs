@@ -307,6 +307,39 @@ pub struct RawSpan {
 }
 
 impl RawSpan {
+    /// A span with these ids, name and times and nothing else (no parent, kind unspecified, no
+    /// attributes, events or links, empty resource and scope): the start of a span built in
+    /// code rather than received.
+    pub fn new(
+        trace_id: TraceId,
+        span_id: SpanId,
+        name: impl Into<String>,
+        start_time_unix_nano: UnixNanos,
+        end_time_unix_nano: UnixNanos,
+    ) -> RawSpan {
+        RawSpan {
+            trace_id,
+            span_id,
+            parent_span_id: None,
+            trace_state: String::new(),
+            flags: 0,
+            name: name.into(),
+            kind: SpanKind::Unspecified,
+            start_time_unix_nano,
+            end_time_unix_nano,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status: Status::default(),
+            resource: Resource::default(),
+            scope: Scope::default(),
+            schema_url: String::new(),
+        }
+    }
+
     pub fn duration_ns(&self) -> u64 {
         self.end_time_unix_nano.saturating_sub(self.start_time_unix_nano)
     }

@@ -234,3 +234,15 @@ impl Pipeline {
         }
     }
 }
+
+/// For tests: a pipeline with the default processors (and a fixed redaction key) writing to a
+/// real SQLite store in `dir`.
+#[cfg(test)]
+pub(crate) fn sqlite_test_pipeline(dir: &std::path::Path) -> Pipeline {
+    let store =
+        store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(dir)).expect("store opens");
+    let mut raw: processors::RawPipelineConfig = toml::from_str("").expect("config parses");
+    raw.redact.key = Some("test-key-0123456789abcdef".to_owned());
+    let processors = processors::Processors::from_raw(&raw).expect("config is valid");
+    Pipeline::start(PipelineConfig::default(), processors.chain(), Arc::new(store))
+}

@@ -41,27 +41,7 @@ pub(crate) fn process_events(
         .map(|((trace_id, span_id), events)| {
             let start = events.iter().map(|e| e.time_unix_nano).min().unwrap_or(0);
             let end = events.iter().map(|e| e.time_unix_nano).max().unwrap_or(0);
-            let raw = RawSpan {
-                trace_id,
-                span_id,
-                parent_span_id: None,
-                trace_state: String::new(),
-                flags: 0,
-                name: String::new(),
-                kind: model::SpanKind::Unspecified,
-                start_time_unix_nano: start,
-                end_time_unix_nano: end,
-                attributes: Vec::new(),
-                dropped_attributes_count: 0,
-                events,
-                dropped_events_count: 0,
-                links: Vec::new(),
-                dropped_links_count: 0,
-                status: model::Status::default(),
-                resource: model::Resource::default(),
-                scope: model::Scope::default(),
-                schema_url: String::new(),
-            };
+            let raw = RawSpan { events, ..RawSpan::new(trace_id, span_id, "", start, end) };
             let view = normalize::derive_view(&raw);
             StoredSpan { project: project.clone(), raw, view }
         })

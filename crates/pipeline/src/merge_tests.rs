@@ -3,13 +3,11 @@
 //! left saved while their span is missing.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use expect_test::{Expect, expect};
 use model::{Event, KeyValue, ProjectId, RawSpan, SpanEvent, SpanId, TraceId};
 
-use crate::processors::{Processors, RawPipelineConfig};
-use crate::{Batch, EventBatch, Pipeline, PipelineConfig};
+use crate::{Batch, EventBatch, Pipeline};
 
 struct Setup {
     pipeline: Pipeline,
@@ -18,12 +16,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(dir.path()))
-        .expect("store opens");
-    let mut raw: RawPipelineConfig = toml::from_str("").expect("config parses");
-    raw.redact.key = Some("test-key-0123456789abcdef".to_owned());
-    let processors = Processors::from_raw(&raw).expect("config is valid");
-    let pipeline = Pipeline::start(PipelineConfig::default(), processors.chain(), Arc::new(store));
+    let pipeline = crate::sqlite_test_pipeline(dir.path());
     Setup { pipeline, _dir: dir }
 }
 
@@ -34,28 +27,12 @@ fn ids(span: u8) -> (TraceId, SpanId) {
 fn chat_span(span: u8) -> RawSpan {
     let (trace_id, span_id) = ids(span);
     RawSpan {
-        trace_id,
-        span_id,
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 0,
-        name: "chat gpt-4o".to_owned(),
         kind: model::SpanKind::Client,
-        start_time_unix_nano: 1_000,
-        end_time_unix_nano: 2_000,
         attributes: vec![
             KeyValue::string("gen_ai.operation.name", "chat"),
             KeyValue::string("gen_ai.request.model", "gpt-4o"),
         ],
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: model::Status::default(),
-        resource: model::Resource::default(),
-        scope: model::Scope::default(),
-        schema_url: String::new(),
+        ..RawSpan::new(trace_id, span_id, "chat gpt-4o", 1_000, 2_000)
     }
 }
 

@@ -65,9 +65,10 @@ impl Client {
         if let Some(user) = &self.user {
             request = request.basic_auth(user, self.password.as_deref());
         }
-        let response = request.send().await.map_err(|e| Error::Unreachable(error_chain(&e)))?;
+        let response =
+            request.send().await.map_err(|e| Error::Unreachable(model::error_chain(&e)))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| Error::Unreachable(error_chain(&e)))?;
+        let text = response.text().await.map_err(|e| Error::Unreachable(model::error_chain(&e)))?;
         if status.is_success() { Ok(text) } else { Err(server_error(status.as_u16(), &text)) }
     }
 
@@ -162,17 +163,6 @@ fn server_error(status: u16, body: &str) -> Error {
         .unwrap_or(0);
     let retryable = RETRYABLE_CODES.contains(&code) || status == 503 || status == 502;
     Error::Server { code, message: truncate(body.trim(), 2000).to_owned(), retryable }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut res = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        res.push_str(": ");
-        res.push_str(&e.to_string());
-        source = e.source();
-    }
-    res
 }
 
 fn truncate(text: &str, max: usize) -> &str {

@@ -132,7 +132,7 @@ impl Error {
 
 impl From<Error> for store::Error {
     fn from(error: Error) -> store::Error {
-        let message = error_chain(&error);
+        let message = model::error_chain(&error);
         match error {
             Error::InvalidQuery(message) => store::Error::InvalidQuery(message),
             Error::Corrupt(message) => store::Error::Corrupt(message),
@@ -140,17 +140,6 @@ impl From<Error> for store::Error {
             _ => store::Error::Internal(message),
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut res = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        res.push_str(": ");
-        res.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    res
 }
 
 /// How hard a write waits for the disk before it returns.

@@ -232,7 +232,7 @@ fn run(shared: &Shared, source: &Connection, index: &Connection) {
                     }
                 }
                 Err(error) => {
-                    tracing::error!(error = %crate::error_chain(&error), "full-text indexing failed");
+                    tracing::error!(error = %model::error_chain(&error), "full-text indexing failed");
                     std::thread::sleep(Duration::from_secs(1));
                 }
             }

@@ -91,28 +91,19 @@ pub fn span(
     duration_ms: u64,
 ) -> StoredSpan {
     let raw = RawSpan {
-        trace_id: trace_id(trace),
-        span_id: span_id(id),
         parent_span_id: parent.map(span_id),
-        trace_state: String::new(),
-        flags: 0,
-        name: name.to_owned(),
         kind: SpanKind::Internal,
-        start_time_unix_nano: T0 + start_ms * MS,
-        end_time_unix_nano: T0 + (start_ms + duration_ms) * MS,
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Status::default(),
         resource: Resource {
             attributes: vec![KeyValue::string("service.name", "api")],
             dropped_attributes_count: 0,
         },
-        scope: Scope::default(),
-        schema_url: String::new(),
+        ..RawSpan::new(
+            trace_id(trace),
+            span_id(id),
+            name,
+            T0 + start_ms * MS,
+            T0 + (start_ms + duration_ms) * MS,
+        )
     };
     StoredSpan { project: project(project_name), raw, view: LlmView::default() }
 }

@@ -15,28 +15,19 @@ type Spec = (u64, Option<u64>, u64, u64, SpanType, u64, bool);
 
 fn span((id, parent, start_ms, end_ms, span_type, tokens, error): Spec) -> StoredSpan {
     let raw = RawSpan {
-        trace_id: TraceId::from_hex(TRACE).unwrap(),
-        span_id: SpanId::from_bytes(&id.to_be_bytes()).unwrap(),
         parent_span_id: parent.map(|p| SpanId::from_bytes(&p.to_be_bytes()).unwrap()),
-        trace_state: String::new(),
-        flags: 0,
-        name: format!("s{id}"),
         kind: SpanKind::Internal,
-        start_time_unix_nano: start_ms * 1_000_000,
-        end_time_unix_nano: end_ms * 1_000_000,
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
         status: Status {
             code: if error { StatusCode::Error } else { StatusCode::Unset },
             message: String::new(),
         },
-        resource: Default::default(),
-        scope: Default::default(),
-        schema_url: String::new(),
+        ..RawSpan::new(
+            TraceId::from_hex(TRACE).unwrap(),
+            SpanId::from_bytes(&id.to_be_bytes()).unwrap(),
+            format!("s{id}"),
+            start_ms * 1_000_000,
+            end_ms * 1_000_000,
+        )
     };
     let usage = Usage { input: Some(tokens), output: Some(tokens / 2), ..Usage::default() };
     let view = LlmView { span_type, usage, ..LlmView::default() };

@@ -450,22 +450,17 @@ async fn compare_litellm(
     println!("| proxy at {rate} req/s | p50 / p99 (ms) | added p50 / p99 (ms) | errors |");
     println!("|---|---|---|---|");
     println!("| direct | {:.3} / {:.3} | | {} |", d.p50, d.p99, direct.errors);
-    println!(
-        "| Loupe gateway | {:.3} / {:.3} | {:.3} / {:.3} | {} |",
-        g.p50,
-        g.p99,
-        g.p50 - d.p50,
-        g.p99 - d.p99,
-        loupe.errors
-    );
-    println!(
-        "| LiteLLM proxy | {:.3} / {:.3} | {:.3} / {:.3} | {} |",
-        l.p50,
-        l.p99,
-        l.p50 - d.p50,
-        l.p99 - d.p99,
-        other.errors
-    );
+    for (label, v, errors) in
+        [("Loupe gateway", &g, loupe.errors), ("LiteLLM proxy", &l, other.errors)]
+    {
+        println!(
+            "| {label} | {:.3} / {:.3} | {:.3} / {:.3} | {errors} |",
+            v.p50,
+            v.p99,
+            v.p50 - d.p50,
+            v.p99 - d.p99
+        );
+    }
     let ratio = (l.p50 - d.p50) / (g.p50 - d.p50).max(0.001);
     println!("LiteLLM adds {ratio:.0}x the p50 latency Loupe's gateway adds");
     let (per_sec, ok, failed) =

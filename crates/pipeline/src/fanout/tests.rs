@@ -13,8 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 
 use super::{Fanout, FanoutStats, RawFanoutConfig};
-use crate::processors::{Processors, RawPipelineConfig};
-use crate::{Batch, Pipeline, PipelineConfig};
+use crate::Batch;
 
 /// What the server received: the arrival time, the auth header and the request.
 type Received = Vec<(Instant, Option<String>, ExportTraceServiceRequest)>;
@@ -107,13 +106,7 @@ async fn forwards_processed_spans_and_retries_after_503() {
         .expect("fanout starts"),
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(dir.path()))
-        .expect("store opens");
-    let mut raw: RawPipelineConfig = toml::from_str("").expect("config parses");
-    raw.redact.key = Some("test-key-0123456789abcdef".to_owned());
-    let processors = Processors::from_raw(&raw).expect("config is valid");
-    let pipeline = Pipeline::start(PipelineConfig::default(), processors.chain(), Arc::new(store))
-        .with_fanout(fanout.clone());
+    let pipeline = crate::sqlite_test_pipeline(dir.path()).with_fanout(fanout.clone());
 
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/fixtures/trace-48f.otlp.json");

@@ -18,25 +18,15 @@ fn processor(toml_text: &str) -> RedactProcessor {
 
 fn span_with(value: &str) -> StoredSpan {
     let raw = RawSpan {
-        trace_id: TraceId::from_hex("48f9c3e1b7a64f2c9d2e0a1b3c4d5e6f").expect("valid id"),
-        span_id: SpanId::from_hex("48f0000000000001").expect("valid id"),
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 0,
-        name: "span".to_owned(),
         kind: SpanKind::Internal,
-        start_time_unix_nano: 1,
-        end_time_unix_nano: 2,
         attributes: vec![KeyValue::string("text", value)],
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Default::default(),
-        resource: Default::default(),
-        scope: Default::default(),
-        schema_url: String::new(),
+        ..RawSpan::new(
+            TraceId::from_hex("48f9c3e1b7a64f2c9d2e0a1b3c4d5e6f").expect("valid id"),
+            SpanId::from_hex("48f0000000000001").expect("valid id"),
+            "span",
+            1,
+            2,
+        )
     };
     StoredSpan { project: ProjectId::default_project(), raw, view: LlmView::default() }
 }
