@@ -283,6 +283,8 @@ impl Config {
             max_queued_spans: p.max_queued_spans.unwrap_or(defaults.max_queued_spans),
             max_batch_spans: p.max_batch_spans.unwrap_or(defaults.max_batch_spans),
             retry_after_secs: p.retry_after_secs.unwrap_or(defaults.retry_after_secs),
+            // Set from the sampling settings when the pipeline starts.
+            sampling: None,
         };
         if queue.max_queued_spans == 0 || queue.max_batch_spans == 0 {
             bail!("pipeline.max_queued_spans and pipeline.max_batch_spans must be at least 1");

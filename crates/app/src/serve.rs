@@ -77,7 +77,13 @@ pub(crate) fn start_pipeline(
     let processors = pipeline::processors::Processors::from_raw(&raw)
         .context("reading the [pipeline] processor settings")?;
     let processors = Arc::new(processors);
-    let pipeline = pipeline::Pipeline::start(config.queue.clone(), processors.chain(), store);
+    // With tail sampling on, spans wait apart until their trace is decided, so dropped traces
+    // are never indexed (`Store::stage_spans`).
+    let queue = pipeline::PipelineConfig {
+        sampling: processors.sample.enabled.then(|| processors.sample.clone()),
+        ..config.queue.clone()
+    };
+    let pipeline = pipeline::Pipeline::start(queue, processors.chain(), store);
     Ok((pipeline, processors))
 }
 
@@ -152,11 +158,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(fanout) => pipeline.with_fanout(fanout.clone()),
     };
     let auth = auth::Auth::new(auth_config, Some(store.clone()));
-    // Tail sampling decides after the write, so acknowledged spans survive a crash while their
-    // trace waits for its decision.
-    let sampler = processors.sample.enabled.then(|| {
-        Arc::new(pipeline::sample::Sampler::start(processors.sample.clone(), store.clone()))
-    });
+    // Tail sampling: spans are staged durably before the ack, so they survive a crash while
+    // their trace waits for its decision; the sampler stores kept traces and discards the
+    // rest. With sampling off, what an earlier run left staged is kept.
+    let sampler = match processors.sample.enabled {
+        true => Some(Arc::new(pipeline::sample::Sampler::start(
+            processors.sample.clone(),
+            store.clone(),
+            Some(pipeline.clone()),
+        ))),
+        false => {
+            store.release_staged().await.context("keeping the traces staged for sampling")?;
+            None
+        }
+    };
     // Tiered retention and downsampling run in the background, a bounded batch at a time.
     let retention = config.retention.enabled.then(|| {
         let retention = Arc::new(pipeline::retention::Retention::new(

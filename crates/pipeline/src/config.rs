@@ -9,10 +9,19 @@ pub struct PipelineConfig {
     pub max_batch_spans: usize,
     /// What `Retry-After` says when the queue is full.
     pub retry_after_secs: u32,
+    /// Tail sampling, when on: spans are written with `Store::stage_spans` (they wait apart
+    /// for their trace's decision, unless [`crate::sample::SampleConfig::kept_at_once`])
+    /// instead of `Store::write_spans`.
+    pub sampling: Option<crate::sample::SampleConfig>,
 }
 
 impl Default for PipelineConfig {
     fn default() -> PipelineConfig {
-        PipelineConfig { max_queued_spans: 200_000, max_batch_spans: 20_000, retry_after_secs: 1 }
+        PipelineConfig {
+            max_queued_spans: 200_000,
+            max_batch_spans: 20_000,
+            retry_after_secs: 1,
+            sampling: None,
+        }
     }
 }

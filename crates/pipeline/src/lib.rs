@@ -33,7 +33,7 @@ pub mod sample;
 
 use std::sync::Arc;
 
-use model::{ErrorCode, ProjectId, RawSpan, SpanEvent, StoredSpan};
+use model::{ErrorCode, ProjectId, RawSpan, SpanEvent, SpanId, StoredSpan, TraceId};
 use store::{Store, WriteStats};
 
 pub use config::PipelineConfig;
@@ -182,6 +182,19 @@ impl Pipeline {
             merge::process_events(&self.processors, &project, events)
         };
         self.writer.write_events(project, events).await
+    }
+
+    /// Merges saved span events into these spans (see [`merge`]): for spans stored outside
+    /// the writer, by tail sampling when it keeps a staged trace. Runs in the writer task.
+    pub async fn merge_events(
+        &self,
+        spans: impl IntoIterator<Item = (ProjectId, TraceId, SpanId)>,
+    ) -> Result<(), Error> {
+        let mut keys = writer::Keys::new();
+        for (project, trace_id, span_id) in spans {
+            keys.entry(project).or_default().insert((trace_id, span_id));
+        }
+        self.writer.merge_events(keys).await
     }
 
     /// Sets the step run on each processed batch just before it is queued for the write.

@@ -16,12 +16,18 @@ use model::{ProjectId, SpanEvent, SpanId, StoredSpan, TraceId};
 use store::{Store, WriteStats};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::sample::SampleConfig;
 use crate::{Error, PipelineConfig, ProcessorChain};
 
 /// What a job writes.
 enum Work {
     Spans(Vec<StoredSpan>),
-    Events { project: ProjectId, events: Vec<SpanEvent> },
+    Events {
+        project: ProjectId,
+        events: Vec<SpanEvent>,
+    },
+    /// Merge saved events into these spans, stored by the sampler when it kept their trace.
+    Merge(Keys),
 }
 
 impl Work {
@@ -29,6 +35,7 @@ impl Work {
         match self {
             Work::Spans(spans) => spans.len(),
             Work::Events { events, .. } => events.len(),
+            Work::Merge(keys) => keys.values().map(BTreeSet::len).sum(),
         }
     }
 }
@@ -87,8 +94,13 @@ impl WriterHandle {
         // total queued is bounded by `max_queued_spans`.
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        let task =
-            tokio::spawn(run(rx, store, processors, config.max_batch_spans, counters.clone()));
+        let task = tokio::spawn(run(
+            rx,
+            store,
+            processors,
+            (config.max_batch_spans, config.sampling.clone()),
+            counters.clone(),
+        ));
         WriterHandle {
             tx,
             permits: Arc::new(Semaphore::new(config.max_queued_spans)),
@@ -101,6 +113,15 @@ impl WriterHandle {
 
     pub(crate) async fn write(&self, spans: Vec<StoredSpan>) -> Result<WriteStats, Error> {
         self.enqueue(Work::Spans(spans)).await
+    }
+
+    /// Merges saved events into these spans (stored by tail sampling, outside the writer),
+    /// in the writer so that it cannot race a merge of the writer's own.
+    pub(crate) async fn merge_events(&self, keys: Keys) -> Result<(), Error> {
+        if keys.values().all(BTreeSet::is_empty) {
+            return Ok(());
+        }
+        self.enqueue(Work::Merge(keys)).await.map(|_| ())
     }
 
     /// Saves span events durably, merged into their span when it is stored.
@@ -176,7 +197,7 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Job>,
     store: Arc<dyn Store>,
     processors: Arc<ProcessorChain>,
-    max_batch_spans: usize,
+    (max_batch_spans, sampling): (usize, Option<SampleConfig>),
     counters: Arc<Counters>,
 ) {
     let mut stopping = false;
@@ -198,12 +219,12 @@ async fn run(
         if jobs.is_empty() {
             continue;
         }
-        write_group(&*store, &processors, jobs, &counters).await;
+        write_group(&*store, &processors, jobs, sampling.as_ref(), &counters).await;
     }
 }
 
 /// The spans a job wrote, by project.
-type Keys = BTreeMap<ProjectId, BTreeSet<(TraceId, SpanId)>>;
+pub(crate) type Keys = BTreeMap<ProjectId, BTreeSet<(TraceId, SpanId)>>;
 
 fn add_keys(keys: &mut Keys, work: &Work) {
     match work {
@@ -218,6 +239,11 @@ fn add_keys(keys: &mut Keys, work: &Work) {
             let entry = keys.entry(project.clone()).or_default();
             entry.extend(events.iter().map(|it| (it.trace_id, it.span_id)));
         }
+        Work::Merge(merge) => {
+            for (project, spans) in merge {
+                keys.entry(project.clone()).or_default().extend(spans.iter().copied());
+            }
+        }
     }
 }
 
@@ -227,14 +253,21 @@ async fn write_group(
     store: &dyn Store,
     processors: &ProcessorChain,
     jobs: Vec<Job>,
+    sampling: Option<&SampleConfig>,
     counters: &Counters,
 ) {
-    let (span_jobs, event_jobs): (Vec<Job>, Vec<Job>) =
+    let (span_jobs, other_jobs): (Vec<Job>, Vec<Job>) =
         jobs.into_iter().partition(|job| matches!(job.work, Work::Spans(_)));
+    let (merge_jobs, event_jobs): (Vec<Job>, Vec<Job>) =
+        other_jobs.into_iter().partition(|job| matches!(job.work, Work::Merge(_)));
     let mut done: Vec<(Job, Result<WriteStats, Error>)> = Vec::new();
     let mut keys = Keys::new();
     if !span_jobs.is_empty() {
-        done.extend(write_span_jobs(store, span_jobs, counters, &mut keys).await);
+        done.extend(write_span_jobs(store, span_jobs, sampling, counters, &mut keys).await);
+    }
+    for job in merge_jobs {
+        add_keys(&mut keys, &job.work);
+        done.push((job, Ok(WriteStats::default())));
     }
     for job in event_jobs {
         let Work::Events { project, events } = &job.work else { continue };
@@ -291,6 +324,7 @@ fn copy_error(error: &store::Error) -> store::Error {
 async fn write_span_jobs(
     store: &dyn Store,
     mut jobs: Vec<Job>,
+    sampling: Option<&SampleConfig>,
     counters: &Counters,
     keys: &mut Keys,
 ) -> Vec<(Job, Result<WriteStats, Error>)> {
@@ -303,7 +337,15 @@ async fn write_span_jobs(
         }
     }
     counters.store_writes.fetch_add(1, Ordering::Relaxed);
-    match store.write_spans(&all).await {
+    let written = match sampling {
+        Some(sampling) => {
+            let kept: Vec<bool> =
+                all.iter().map(|span| sampling.kept_at_once(span.raw.trace_id)).collect();
+            store.stage_spans(&all, &kept).await
+        }
+        None => store.write_spans(&all).await,
+    };
+    match written {
         Ok(stats) => {
             counters.written_spans.fetch_add(stats.n_written, Ordering::Relaxed);
             counters.duplicate_spans.fetch_add(stats.n_duplicates, Ordering::Relaxed);

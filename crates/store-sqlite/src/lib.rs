@@ -616,6 +616,25 @@ impl Store for SqliteStore {
         self.traces_delete(project, trace_ids).await
     }
 
+    async fn stage_spans(&self, spans: &[StoredSpan], kept: &[bool]) -> store::Result<WriteStats> {
+        if spans.is_empty() {
+            return Ok(WriteStats::default());
+        }
+        self.sampling_stage(spans, kept).await
+    }
+
+    async fn release_staged(&self) -> store::Result<u64> {
+        self.sampling_release().await
+    }
+
+    async fn discard_staged_user_traces(
+        &self,
+        project: &ProjectId,
+        users: &[String],
+    ) -> store::Result<u64> {
+        self.sampling_discard_users(project, users).await
+    }
+
     async fn undecided_traces(
         &self,
         settled_before_ns: UnixNanos,
@@ -643,8 +662,9 @@ impl Store for SqliteStore {
         &self,
         project: &ProjectId,
         trace_ids: &[TraceId],
+        with_content: bool,
     ) -> store::Result<Vec<(Vec<StoredSpan>, Vec<Feedback>)>> {
-        self.sampling_traces(project, trace_ids).await
+        self.sampling_traces(project, trace_ids, with_content).await
     }
 
     // Retention and erasure: implemented in `retention.rs` and `state.rs`.

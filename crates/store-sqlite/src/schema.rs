@@ -17,6 +17,7 @@ use crate::Error;
 /// Version 6 adds retention tiers, the user index and state records (see `retention.rs`).
 /// Version 7 adds recorded eval runs (see `evals.rs`).
 /// Version 8 adds span events waiting for their span (see `span_events.rs`).
+/// Version 9 adds spans staged for a tail-sampling decision (see `sampling.rs`).
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1),
     (2, crate::feedback::MIGRATION),
@@ -26,10 +27,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, crate::retention::MIGRATION),
     (7, crate::evals::MIGRATION),
     (8, crate::span_events::MIGRATION),
+    (9, crate::sampling::STAGING_MIGRATION),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 8;
+pub(crate) const LATEST_VERSION: i64 = 9;
 
 /// The full-text index is rebuilt in `search.db` from the stored spans at open.
 const V3: &str = "DROP TABLE IF EXISTS spans_fts;";

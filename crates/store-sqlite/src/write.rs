@@ -12,12 +12,26 @@ use store::{ApiKeyRecord, WriteStats};
 
 use crate::{Error, codec};
 
-const INSERT_SPAN: &str = "INSERT OR IGNORE INTO spans (
-    project, trace_id, span_id, parent_span_id, start_ns, end_ns, duration_ns, name, kind,
-    service, status, span_type, operation, model, provider, input_tokens, output_tokens,
-    total_tokens, cost, session, user, env, tags
-) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21, ?22, ?23)";
+/// The `spans` columns a span is inserted with, in the order of [`span_values`]; the staged
+/// spans of tail sampling have the same ones (`sampling.rs`).
+macro_rules! span_columns {
+    () => {
+        "project, trace_id, span_id, parent_span_id, start_ns, end_ns, duration_ns, name, kind,
+        service, status, span_type, operation, model, provider, input_tokens, output_tokens,
+        total_tokens, cost, session, user, env, tags"
+    };
+}
+pub(crate) use span_columns;
+
+/// How many [`span_columns`] there are.
+pub(crate) const N_SPAN_COLUMNS: usize = 23;
+
+pub(crate) const INSERT_SPAN: &str = concat!(
+    "INSERT OR IGNORE INTO spans (",
+    span_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+    ?19, ?20, ?21, ?22, ?23)"
+);
 
 /// `spans` columns taken from the raw span, in the order of [`raw_values`].
 pub(crate) const RAW_COLUMNS: [&str; 7] =
@@ -128,6 +142,44 @@ impl SpanFacts {
     }
 }
 
+impl SpanFacts {
+    /// The facts of a span given as the values of [`span_columns`], with its project and
+    /// trace id.
+    fn of_columns(columns: &[SqlValue]) -> Result<(ProjectId, [u8; 16], SpanFacts), Error> {
+        let corrupt = |what: &str| Error::Corrupt(format!("staged span: bad {what}"));
+        let text = |i: usize| match &columns[i] {
+            SqlValue::Text(text) => Some(text.clone()),
+            _ => None,
+        };
+        let int = |i: usize| match columns[i] {
+            SqlValue::Integer(n) => Some(n),
+            _ => None,
+        };
+        let project =
+            ProjectId::new(&text(0).ok_or_else(|| corrupt("project"))?).map_err(Error::Corrupt)?;
+        let trace_id: [u8; 16] = match &columns[1] {
+            SqlValue::Blob(id) => id.as_slice().try_into().map_err(|_| corrupt("trace id"))?,
+            _ => return Err(corrupt("trace id")),
+        };
+        let facts = SpanFacts {
+            is_root: matches!(columns[3], SqlValue::Null),
+            start_ns: int(4).ok_or_else(|| corrupt("start"))?,
+            end_ns: int(5).ok_or_else(|| corrupt("end"))?,
+            name: text(7).unwrap_or_default(),
+            service: text(9).unwrap_or_default(),
+            is_llm: text(11).as_deref() == Some(SpanType::Llm.as_str()),
+            is_error: text(10).as_deref() == Some(StatusCode::Error.as_str()),
+            operation: text(12),
+            input_tokens: int(15).unwrap_or(0),
+            output_tokens: int(16).unwrap_or(0),
+            cost: text(18).map(|cost| parse_decimal(&cost)).transpose()?,
+            session: text(19),
+            user: text(20),
+        };
+        Ok((project, trace_id, facts))
+    }
+}
+
 /// A row of `traces`: the roll-up of the spans stored so far.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Rollup {
@@ -201,6 +253,16 @@ pub(crate) fn write_spans(
     spans: &[StoredSpan],
 ) -> Result<(WriteStats, i64), Error> {
     let tx = conn.transaction()?;
+    let res = write_spans_tx(&tx, spans.iter())?;
+    tx.commit()?;
+    Ok(res)
+}
+
+/// [`write_spans`] inside a transaction the caller commits.
+pub(crate) fn write_spans_tx<'a>(
+    tx: &Transaction<'_>,
+    spans: impl Iterator<Item = &'a StoredSpan>,
+) -> Result<(WriteStats, i64), Error> {
     let mut res = WriteStats::default();
     let mut max_rowid = 0;
     // New spans per trace, in arrival order.
@@ -225,14 +287,7 @@ pub(crate) fn write_spans(
             }
         }
     }
-    for ((project, trace_id), facts) in touched {
-        let mut rollup = load_rollup(&tx, &project, &trace_id)?.unwrap_or_default();
-        for fact in &facts {
-            rollup.add(fact);
-        }
-        save_rollup(&tx, &project, &trace_id, &rollup)?;
-    }
-    tx.commit()?;
+    add_to_rollups(tx, touched)?;
     Ok((res, max_rowid))
 }
 
@@ -241,6 +296,12 @@ fn insert_span(
     insert: &mut rusqlite::CachedStatement<'_>,
     span: &StoredSpan,
 ) -> Result<bool, Error> {
+    let n = insert.execute(params_from_iter(span_values(span)))?;
+    Ok(n == 1)
+}
+
+/// The values of [`span_columns`] for `span`.
+pub(crate) fn span_values(span: &StoredSpan) -> impl Iterator<Item = ToSqlOutput<'_>> {
     let raw = &span.raw;
     let ids: [ToSqlOutput<'_>; 4] = [
         text(Some(span.project.as_str())),
@@ -250,9 +311,47 @@ fn insert_span(
             raw.parent_span_id.as_ref().map_or(ValueRef::Null, |id| ValueRef::Blob(id.as_bytes())),
         ),
     ];
-    let values = ids.into_iter().chain(raw_values(raw)).chain(view_values(&span.view));
-    let n = insert.execute(params_from_iter(values))?;
-    Ok(n == 1)
+    ids.into_iter().chain(raw_values(raw)).chain(view_values(&span.view))
+}
+
+/// Inserts spans given as the values of [`span_columns`] followed by the record (rows staged
+/// by tail sampling), and adds them to their traces' roll-ups, as [`write_spans_tx`] does for
+/// spans. Returns the highest rowid inserted (0 when none was).
+pub(crate) fn insert_span_rows(tx: &Transaction<'_>, rows: &[Vec<SqlValue>]) -> Result<i64, Error> {
+    let mut max_rowid = 0;
+    let mut touched: HashMap<(ProjectId, [u8; 16]), Vec<SpanFacts>> = HashMap::new();
+    {
+        let mut insert = tx.prepare_cached(INSERT_SPAN)?;
+        let mut insert_doc =
+            tx.prepare_cached("INSERT INTO span_docs (id, doc) VALUES (?1, ?2)")?;
+        for row in rows {
+            let (columns, doc) = row.split_at(N_SPAN_COLUMNS);
+            if insert.execute(params_from_iter(columns))? == 0 {
+                continue;
+            }
+            let rowid = tx.last_insert_rowid();
+            insert_doc.execute(params![rowid, doc[0]])?;
+            max_rowid = max_rowid.max(rowid);
+            let (project, trace_id, facts) = SpanFacts::of_columns(columns)?;
+            touched.entry((project, trace_id)).or_default().push(facts);
+        }
+    }
+    add_to_rollups(tx, touched)?;
+    Ok(max_rowid)
+}
+
+fn add_to_rollups(
+    tx: &Transaction<'_>,
+    touched: HashMap<(ProjectId, [u8; 16]), Vec<SpanFacts>>,
+) -> Result<(), Error> {
+    for ((project, trace_id), facts) in touched {
+        let mut rollup = load_rollup(tx, &project, &trace_id)?.unwrap_or_default();
+        for fact in &facts {
+            rollup.add(fact);
+        }
+        save_rollup(tx, &project, &trace_id, &rollup)?;
+    }
+    Ok(())
 }
 
 fn load_rollup(

@@ -72,6 +72,41 @@ pub trait Store: Send + Sync + 'static {
     /// and traces, and may arrive in any order (children before parents).
     async fn write_spans(&self, spans: &[StoredSpan]) -> Result<WriteStats>;
 
+    /// Writes spans while tail sampling is on: as durably as [`Store::write_spans`], but a
+    /// backend may hold the spans of undecided traces apart ("staged": not read, searched or
+    /// rolled up) until [`Store::record_sampling_decisions`] keeps their trace (then they are
+    /// stored as by `write_spans`) or drops it (then they are discarded), so a dropped trace
+    /// costs no indexing and no deletion. Spans of traces already decided are stored or
+    /// discarded at once. Spans whose `kept` flag (same index) is set belong to traces the
+    /// sampler will keep whatever they hold (a probabilistic policy's share): they are stored
+    /// at once and their traces still wait for a decision (for the per-policy counts). Staged
+    /// traces are undecided (see [`Store::undecided_traces`]) and
+    /// [`Store::traces_for_decision`] reads their staged spans. This default stores every span
+    /// at once; the sampler then deletes dropped traces after the fact.
+    async fn stage_spans(&self, spans: &[StoredSpan], kept: &[bool]) -> Result<WriteStats> {
+        let _ = kept;
+        self.write_spans(spans).await
+    }
+
+    /// Tail sampling is off: keeps every staged trace (see [`Store::stage_spans`]), storing its
+    /// spans as [`Store::record_sampling_decisions`] does for a kept trace, so nothing staged
+    /// while it was on stays hidden. Returns how many traces were kept.
+    async fn release_staged(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    /// Discards every staged span (see [`Store::stage_spans`]) of the traces that have a
+    /// staged span with one of these user ids (erasure: they must never be stored). Returns how
+    /// many spans were discarded. Backends that stage nothing have nothing to do.
+    async fn discard_staged_user_traces(
+        &self,
+        project: &ProjectId,
+        users: &[String],
+    ) -> Result<u64> {
+        let _ = (project, users);
+        Ok(0)
+    }
+
     /// Every span of one trace, in start-time order; empty when the trace is unknown.
     async fn get_trace(&self, project: &ProjectId, trace_id: TraceId) -> Result<Vec<StoredSpan>>;
 
@@ -271,7 +306,8 @@ pub trait Store: Send + Sync + 'static {
         Err(unsupported("datasets"))
     }
 
-    /// Deletes every span of these traces, with their roll-ups and search entries, durably
+    /// Deletes every stored span of these traces, with their roll-ups and search entries
+    /// (staged spans go when the trace's decision is recorded), durably
     /// (for tail sampling and retention downsampling). Unknown traces are skipped. Returns how
     /// many spans were deleted.
     async fn delete_traces(&self, project: &ProjectId, trace_ids: &[TraceId]) -> Result<u64> {
@@ -295,8 +331,10 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Records tail-sampling decisions (`true` = keep), durably, replacing earlier ones; the
-    /// traces stop being undecided. Late spans of a trace decided `false` are deleted when they
-    /// are stored (see [`Store::undecided_traces`]).
+    /// traces stop being undecided. In the same transaction the staged spans of kept traces are
+    /// stored and those of dropped traces discarded (see [`Store::stage_spans`]). Late spans of
+    /// a trace decided `false` are deleted when they are stored (see
+    /// [`Store::undecided_traces`]).
     async fn record_sampling_decisions(
         &self,
         decisions: &[(ProjectId, TraceId, bool)],
@@ -450,14 +488,20 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// What tail sampling decides a batch of traces of one project on: for each id, in order,
-    /// its spans as [`Store::get_trace`] gives them and its feedback as
-    /// [`Store::trace_feedback`] does (none where the backend keeps no feedback). Backends
-    /// override it to read the batch in one go; this default asks for each trace in turn.
+    /// its spans as [`Store::get_trace`] gives them plus its staged ones (see
+    /// [`Store::stage_spans`]), and its feedback as
+    /// [`Store::trace_feedback`] does (none where the backend keeps no feedback). Without
+    /// `with_content` (policies that look only at status, times, span count and ids), a
+    /// backend may give each span's skeleton only: ids, parent, name, start and end, status
+    /// and span type, no attributes, events or other view fields, and no feedback. Backends override it to read
+    /// the batch in one go; this default asks for each trace in turn, with content.
     async fn traces_for_decision(
         &self,
         project: &ProjectId,
         trace_ids: &[TraceId],
+        with_content: bool,
     ) -> Result<Vec<(Vec<StoredSpan>, Vec<Feedback>)>> {
+        let _ = with_content;
         let mut res = Vec::with_capacity(trace_ids.len());
         for &trace_id in trace_ids {
             let spans = self.get_trace(project, trace_id).await?;

@@ -101,14 +101,18 @@ impl Eraser {
     }
 
     /// Rewrites every span of the users' traces without content, as retention's `Structure`
-    /// tier does, and marks it erased. Returns (traces, spans).
+    /// tier does, and marks it erased; discards their traces still staged for a sampling
+    /// decision. Returns (traces rewritten, spans rewritten or discarded).
     async fn remove_trace_content(
         &self,
         project: &ProjectId,
         users: &[String],
     ) -> Result<(u64, u64)> {
+        // Traces still waiting for a tail-sampling decision are discarded whole: stored after
+        // this erasure, their unsealed spans would carry content it removes.
+        let n_discarded = self.store.discard_staged_user_traces(project, users).await?;
+        let (mut n_traces, mut n_spans) = (0u64, n_discarded);
         let mut after: Option<TraceId> = None;
-        let (mut n_traces, mut n_spans) = (0u64, 0u64);
         loop {
             let trace_ids = self.store.user_traces(project, users, after, PAGE).await?;
             let Some(last) = trace_ids.last() else { break };

@@ -95,6 +95,27 @@ impl Store for SealingStore {
         self.inner.write_spans(&sealed).await
     }
 
+    async fn stage_spans(&self, spans: &[StoredSpan], kept: &[bool]) -> store::Result<WriteStats> {
+        // Sealed as `write_spans` seals: staged spans are on disk too.
+        if !self.seal_writes || !spans.iter().any(needs_sealing) {
+            return self.inner.stage_spans(spans, kept).await;
+        }
+        let sealed = self.sealed(spans)?;
+        self.inner.stage_spans(&sealed, kept).await
+    }
+
+    async fn release_staged(&self) -> store::Result<u64> {
+        self.inner.release_staged().await
+    }
+
+    async fn discard_staged_user_traces(
+        &self,
+        project: &ProjectId,
+        users: &[String],
+    ) -> store::Result<u64> {
+        self.inner.discard_staged_user_traces(project, users).await
+    }
+
     async fn get_trace(
         &self,
         project: &ProjectId,
@@ -206,10 +227,13 @@ impl Store for SealingStore {
         &self,
         project: &ProjectId,
         trace_ids: &[TraceId],
+        with_content: bool,
     ) -> store::Result<Vec<(Vec<StoredSpan>, Vec<Feedback>)>> {
-        let mut res = self.inner.traces_for_decision(project, trace_ids).await?;
-        for (spans, _) in &mut res {
-            self.unsealed(spans)?;
+        let mut res = self.inner.traces_for_decision(project, trace_ids, with_content).await?;
+        if with_content {
+            for (spans, _) in &mut res {
+                self.unsealed(spans)?;
+            }
         }
         Ok(res)
     }

@@ -1,7 +1,8 @@
 //! Tail sampling through the real binary: the whole pipeline on the shared example trace (kept
 //! by the low-CSAT and variant policies, LLM spans priced, the user id hashed), decisions
-//! counted per policy on `/metrics`, and an acknowledged trace surviving `kill -9` during its
-//! decision wait, decided by policy after the restart.
+//! counted per policy on `/metrics`, and acknowledged traces surviving `kill -9` during their
+//! decision wait: decided by policy after a restart, or all kept when the restart turns
+//! sampling off.
 
 use std::time::Duration;
 
@@ -70,9 +71,10 @@ async fn send_agent_trace(app: &App, n: u64, error: bool) {
 async fn example_trace_goes_through_the_whole_pipeline_and_is_kept_by_policy() {
     let app = spawn_app(&config(1)).await;
     sampler_running(&app).await;
-    // Sent first: the trace holding the newest span is deleted only once newer spans exist.
     send_agent_trace(&app, 6_001, false).await;
     app.post_otlp_json(&test_support::fixture("trace-48f.otlp.json")).await.assert_status(200);
+    // Staged until decided: not shown yet (the decision wait is a second).
+    assert_eq!(status_of(&app, TRACE_48F).await, 404);
     decided(&app, 2.0).await;
 
     let series = |policy: &str, decision: &str| {
@@ -138,11 +140,11 @@ async fn example_trace_goes_through_the_whole_pipeline_and_is_kept_by_policy() {
     assert!(root.contains("<user:u_"), "the user id is hashed: {root}");
     assert!(tree["rollup"]["cost"].as_str().is_some(), "cost rolled up: {}", tree["rollup"]);
 
-    // No policy keeps the plain agent trace.
-    eventually(Duration::from_secs(10), "the dropped trace deleted", || async {
-        (status_of(&app, &hex(&trace_id(6_001))).await == 404).then_some(())
-    })
-    .await;
+    // No policy keeps the plain agent trace: it was never stored.
+    assert_eq!(status_of(&app, &hex(&trace_id(6_001))).await, 404);
+    // Its late spans are discarded.
+    send_agent_trace(&app, 6_001, false).await;
+    assert_eq!(status_of(&app, &hex(&trace_id(6_001))).await, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,10 +159,6 @@ async fn acknowledged_trace_survives_kill_9_during_the_decision_wait() {
     // Restart with a short wait so the decision happens within the test.
     std::fs::write(app.dir().join("loupe.toml"), config(1)).unwrap();
     app.restart();
-    for n in [6_101, 6_102] {
-        let tree = app.get_json(&format!("/api/v1/traces/{}", hex(&trace_id(n)))).await;
-        assert_eq!(tree["rollup"]["n_spans"], 3, "trace {n} survived kill -9");
-    }
     decided(&app, 2.0).await;
     assert_eq!(metric(&app, "loupe_processor_sample_traces_kept_total").await, Some(1.0));
     assert_eq!(metric(&app, "loupe_processor_sample_traces_dropped_total").await, Some(1.0));
@@ -173,12 +171,28 @@ async fn acknowledged_trace_survives_kill_9_during_the_decision_wait() {
         Some(1.0)
     );
     let tree = app.get_json(&format!("/api/v1/traces/{}", hex(&trace_id(6_102)))).await;
-    assert_eq!(tree["rollup"]["n_spans"], 3, "the failed trace is kept");
+    assert_eq!(tree["rollup"]["n_spans"], 3, "the failed trace survived kill -9 and is kept");
+    assert_eq!(status_of(&app, &hex(&trace_id(6_101))).await, 404, "the plain trace is dropped");
     let unsampled = spawn_app("").await;
     assert_eq!(unsampled.get_json("/api/v1/sampling").await["enabled"], false);
-    // The kept trace holds the newest span, so the dropped one can be deleted at once.
-    eventually(Duration::from_secs(10), "the dropped trace deleted", || async {
-        (status_of(&app, &hex(&trace_id(6_101))).await == 404).then_some(())
-    })
-    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_traces_are_kept_when_a_restart_turns_sampling_off() {
+    let mut app = spawn_app(&config(3_600)).await;
+    sampler_running(&app).await;
+    send_agent_trace(&app, 6_201, false).await;
+    send_agent_trace(&app, 6_202, true).await;
+    assert_eq!(status_of(&app, &hex(&trace_id(6_201))).await, 404, "staged, not shown");
+    app.kill9();
+
+    std::fs::write(app.dir().join("loupe.toml"), "").unwrap();
+    app.restart();
+    for n in [6_201, 6_202] {
+        let tree = app.get_json(&format!("/api/v1/traces/{}", hex(&trace_id(n)))).await;
+        assert_eq!(tree["rollup"]["n_spans"], 3, "trace {n} survived kill -9 and is kept");
+    }
+    // Stored whole: the full-text index has them too.
+    let found = app.get_json("/api/v1/traces?q=refund").await;
+    assert_eq!(found["traces"].as_array().map(Vec::len), Some(2), "{found}");
 }

@@ -136,6 +136,37 @@ pub struct SampleConfig {
 }
 
 impl SampleConfig {
+    /// Whether a policy looks at span content (attributes, events, evaluation results,
+    /// feedback); when none does, the sampler reads only each span's skeleton (ids, times,
+    /// status, name, span type: see `Store::traces_for_decision`).
+    pub fn needs_content(&self) -> bool {
+        self.policies.iter().any(|policy| match policy.kind {
+            PolicyKind::AlwaysSample
+            | PolicyKind::StatusCode(_)
+            | PolicyKind::Latency { .. }
+            | PolicyKind::SpanCount { .. }
+            | PolicyKind::Probabilistic { .. } => false,
+            PolicyKind::NumericAttribute { .. }
+            | PolicyKind::StringAttribute { .. }
+            | PolicyKind::BooleanAttribute { .. }
+            | PolicyKind::Evaluation { .. }
+            | PolicyKind::FeedbackScore { .. } => true,
+        })
+    }
+
+    /// Whether the trace is kept whatever its spans hold: a policy keeps every trace, or the
+    /// trace id falls in a probabilistic policy's share. Policies are alternatives, so such a
+    /// trace needs no wait: the pipeline stores its spans at once (`Store::stage_spans`).
+    pub fn kept_at_once(&self, trace_id: model::TraceId) -> bool {
+        self.policies.iter().any(|policy| match policy.kind {
+            PolicyKind::AlwaysSample => true,
+            PolicyKind::Probabilistic { basis_points } => {
+                crate::content::trace_sampled(trace_id, basis_points)
+            }
+            _ => false,
+        })
+    }
+
     pub fn from_raw(raw: &RawSampleConfig) -> Result<SampleConfig, Error> {
         let mut policies = Vec::new();
         for policy in &raw.policies {

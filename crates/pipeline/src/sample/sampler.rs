@@ -12,12 +12,17 @@
 //!
 //! Dropped traces are deleted before their decisions are recorded: after a crash in between,
 //! the trace is still pending, is read back empty and is recorded as dropped.
+//!
+//! With a backend that stages spans (`Store::stage_spans`, which the pipeline calls while
+//! sampling is on), recording a decision is also what stores a kept trace's spans, so span
+//! events saved for them (OTLP log records that arrived first) are merged afterwards, by the
+//! pipeline's writer ([`crate::Pipeline::merge_events`]) when the sampler has the pipeline.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use model::{Feedback, ProjectId, StoredSpan, TraceId, UnixNanos};
+use model::{Feedback, ProjectId, SpanId, StoredSpan, TraceId, UnixNanos};
 use store::Store;
 
 use super::config::SampleConfig;
@@ -111,6 +116,8 @@ pub struct SamplerCore {
     store: Arc<dyn Store>,
     latency: Mutex<LatencyEstimator>,
     counters: Counters,
+    /// Merges saved span events into the spans of kept traces.
+    events: Option<crate::Pipeline>,
 }
 
 impl SamplerCore {
@@ -124,7 +131,14 @@ impl SamplerCore {
             store,
             latency: Mutex::new(LatencyEstimator::new(MAX_ROOT_NAMES)),
             counters,
+            events: None,
         }
+    }
+
+    /// Has the pipeline merge saved span events into the spans of kept traces.
+    pub fn with_events_merge(mut self, pipeline: crate::Pipeline) -> SamplerCore {
+        self.events = Some(pipeline);
+        self
     }
 
     pub fn stats(&self) -> SamplingStats {
@@ -162,6 +176,8 @@ impl SamplerCore {
                 .map_err(Error::Store)?;
             let n_ready = ready.len();
             let mut decisions: Vec<(ProjectId, TraceId, bool)> = Vec::with_capacity(n_ready);
+            // The spans of kept traces, for the events merge.
+            let mut kept_spans: Vec<(ProjectId, TraceId, SpanId)> = Vec::new();
             // The stored traces dropped in this batch, by project: one delete (one write
             // transaction) per project and batch rather than one per trace.
             let mut to_delete: Vec<(ProjectId, Vec<TraceId>)> = Vec::new();
@@ -169,7 +185,7 @@ impl SamplerCore {
             for (project, trace_ids) in by_project(ready) {
                 let traces = self
                     .store
-                    .traces_for_decision(&project, &trace_ids)
+                    .traces_for_decision(&project, &trace_ids, self.config.needs_content())
                     .await
                     .map_err(Error::Store)?;
                 let mut dropped = Vec::new();
@@ -177,6 +193,10 @@ impl SamplerCore {
                     let keep = !spans.is_empty() && self.decide_one(&spans, feedback);
                     if !spans.is_empty() && !keep {
                         dropped.push(trace_id);
+                    }
+                    if keep && self.events.is_some() {
+                        let ids = spans.iter().map(|s| (project.clone(), trace_id, s.raw.span_id));
+                        kept_spans.extend(ids);
                     }
                     match keep {
                         true => res.n_kept += 1,
@@ -196,6 +216,9 @@ impl SamplerCore {
                 self.counters.spans_deleted.fetch_add(n_deleted, Ordering::Relaxed);
             }
             self.store.record_sampling_decisions(&decisions).await.map_err(Error::Store)?;
+            if let Some(pipeline) = &self.events {
+                pipeline.merge_events(kept_spans).await?;
+            }
             if n_ready < PASS_BATCH as usize {
                 break;
             }
@@ -263,14 +286,23 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Starts the task on the current tokio runtime.
-    pub fn start(config: SampleConfig, store: Arc<dyn Store>) -> Sampler {
+    /// Starts the task on the current tokio runtime. `events`: the pipeline that merges saved
+    /// span events into kept traces (see the module docs).
+    pub fn start(
+        config: SampleConfig,
+        store: Arc<dyn Store>,
+        events: Option<crate::Pipeline>,
+    ) -> Sampler {
         // Deciding up to a tenth of the wait late is fine; more often costs store calls.
         let tick = Duration::from_secs(config.decision_wait_secs)
             .checked_div(10)
             .unwrap_or_default()
             .clamp(Duration::from_millis(100), Duration::from_secs(1));
-        let core = Arc::new(SamplerCore::new(config, store));
+        let mut core = SamplerCore::new(config, store);
+        if let Some(pipeline) = events {
+            core = core.with_events_merge(pipeline);
+        }
+        let core = Arc::new(core);
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task_core = core.clone();
         let task = tokio::spawn(async move {

@@ -1,4 +1,6 @@
-//! Tests of the background sampler on SQLite: write first, decide after, with a temp dir.
+//! Tests of the background sampler on SQLite, with a temp dir: spans written first and dropped
+//! traces deleted after (`Store::write_spans`), and spans staged until their trace is decided
+//! (`Store::stage_spans`, what the pipeline does while sampling is on).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -261,6 +263,121 @@ async fn decide_after_write_on_sqlite() {
 }
 
 #[tokio::test]
+async fn staged_traces_are_stored_when_kept_and_discarded_when_dropped_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    let core = sampler(&store, POLICIES);
+    let all = [TRACE_ERROR, TRACE_OK, TRACE_LAST, TRACE_JUDGED];
+    let judged = r#","attributes":[{"key":"gen_ai.evaluation.name","value":{"stringValue":"csat"}},
+        {"key":"gen_ai.evaluation.score.value","value":{"doubleValue":1.0}}]"#;
+    let error = r#","status":{"code":2}"#;
+    // A trace's spans over two writes, one of them twice (an SDK retry). The judged trace is
+    // flagged as kept whatever it holds (as a probabilistic policy's share is): stored at once.
+    let first = stored(&[
+        span(TRACE_ERROR, 1, None, ""),
+        span(TRACE_OK, 1, None, ""),
+        span(TRACE_OK, 2, Some(1), ""),
+        span(TRACE_JUDGED, 1, None, ""),
+        span(TRACE_LAST, 1, None, ""),
+    ]);
+    let stats =
+        store.stage_spans(&first, &[false, false, false, true, false]).await.expect("stage");
+    assert_eq!((stats.n_written, stats.n_duplicates), (5, 0));
+    let second = stored(&[
+        span(TRACE_ERROR, 2, Some(1), error),
+        span(TRACE_JUDGED, 2, Some(1), judged),
+        span(TRACE_LAST, 1, None, ""),
+    ]);
+    let stats = store.stage_spans(&second, &[false, true, false]).await.expect("stage");
+    assert_eq!((stats.n_written, stats.n_duplicates), (2, 1));
+
+    // Staged: not shown, not searchable, not decided before the wait has passed (the judged
+    // trace is shown, undecided).
+    let report = core.run_pass(super::sampler::wall_clock_ns()).await.expect("pass");
+    assert_eq!(report, Default::default());
+    check(
+        render(&store, &all).await,
+        expect![[r#"
+            search "": ["00d"]
+            search "needle": ["00d"]
+            …00a spans=0 decision=None
+            …00b spans=0 decision=None
+            …00c spans=0 decision=None
+            …00d spans=2 decision=None
+        "#]],
+    );
+
+    // Kept traces are stored whole (searchable too); dropped ones were never stored, so
+    // nothing is deleted.
+    let report = core.run_pass(LATER_NS).await.expect("pass");
+    check(
+        format!("{report:?}"),
+        expect!["PassReport { n_kept: 2, n_dropped: 2, n_spans_deleted: 0 }"],
+    );
+    check(
+        render(&store, &all).await,
+        expect![[r#"
+            search "": ["00a", "00d"]
+            search "needle": ["00a", "00d"]
+            …00a spans=2 decision=Some(true)
+            …00b spans=0 decision=Some(false)
+            …00c spans=0 decision=Some(false)
+            …00d spans=2 decision=Some(true)
+        "#]],
+    );
+
+    // Late spans follow the decision at once: stored for a kept trace, discarded for a dropped
+    // one.
+    let late = stored(&[span(TRACE_OK, 3, Some(1), ""), span(TRACE_ERROR, 3, Some(1), "")]);
+    let stats = store.stage_spans(&late, &[false, false]).await.expect("stage late spans");
+    assert_eq!((stats.n_written, stats.n_duplicates), (2, 0));
+    let report = core.run_pass(LATER_NS).await.expect("pass");
+    assert_eq!(report, Default::default());
+    check(
+        render(&store, &all).await,
+        expect![[r#"
+            search "": ["00a", "00d"]
+            search "needle": ["00a", "00d"]
+            …00a spans=3 decision=Some(true)
+            …00b spans=0 decision=Some(false)
+            …00c spans=0 decision=Some(false)
+            …00d spans=2 decision=Some(true)
+        "#]],
+    );
+
+    // Staged spans survive reopening the store and are decided after; a user's staged traces
+    // are discarded by erasure; with sampling off, the rest are kept.
+    let user = r#","attributes":[{"key":"user.id","value":{"stringValue":"u-1"}}]"#;
+    store.stage_spans(&stored(&[span(TRACE_NOTED, 1, None, "")]), &[false]).await.expect("stage");
+    store
+        .stage_spans(
+            &stored(&[span(TRACE_UNNOTED, 1, None, ""), span(TRACE_UNNOTED, 2, Some(1), user)]),
+            &[false, false],
+        )
+        .await
+        .expect("stage");
+    drop(core);
+    drop(store);
+    let store = open(dir.path());
+    let all = [TRACE_ERROR, TRACE_NOTED, TRACE_UNNOTED];
+    let n = store.discard_staged_user_traces(&project(), &["u-2".to_owned()]).await.expect("erase");
+    assert_eq!(n, 0);
+    let n = store.discard_staged_user_traces(&project(), &["u-1".to_owned()]).await.expect("erase");
+    assert_eq!(n, 2);
+    assert_eq!(store.release_staged().await.expect("release"), 1);
+    check(
+        render(&store, &all).await,
+        expect![[r#"
+            search "": ["00a", "00d", "00e"]
+            search "needle": ["00a", "00d", "00e"]
+            …00a spans=3 decision=Some(true)
+            …00e spans=1 decision=None
+            …00f spans=0 decision=None
+        "#]],
+    );
+}
+
+#[tokio::test]
 async fn fixture_is_kept_by_low_csat_and_variant_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(dir.path());
@@ -322,7 +439,7 @@ async fn background_sampler_decides_and_shuts_down() {
     let config = SampleConfig::from_raw(&raw).expect("sample config is valid");
     // Tracking starts at the first pass; a pass by hand makes sure it has started.
     SamplerCore::new(config.clone(), store.clone()).run_pass(LATER_NS).await.expect("pass");
-    let sampler = super::Sampler::start(config, store.clone());
+    let sampler = super::Sampler::start(config, store.clone(), None);
     let spans = stored(&[
         span(TRACE_ERROR, 1, None, r#","status":{"code":2}"#),
         span(TRACE_OK, 1, None, ""),

@@ -112,12 +112,41 @@ pub async fn feedback_round_trip_and_edits(store: &dyn Store) {
     // The sampler's batch read gives each trace's spans and feedback, in the order asked,
     // and nothing for an unknown trace.
     let batch = store
-        .traces_for_decision(&p1, &[trace_id(99), trace_id(1)])
+        .traces_for_decision(&p1, &[trace_id(99), trace_id(1)], true)
         .await
         .unwrap_or_else(|e| panic!("traces_for_decision failed: {e}"));
     let whole = store.get_trace(&p1, trace_id(1)).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(!whole.is_empty(), "the trace is stored");
-    assert_eq!(batch, vec![(Vec::new(), Vec::new()), (whole, of_trace.clone())], "batch read");
+    assert_eq!(
+        batch,
+        vec![(Vec::new(), Vec::new()), (whole.clone(), of_trace.clone())],
+        "batch read"
+    );
+    // Without content, at least each span's skeleton.
+    let skeletal = store
+        .traces_for_decision(&p1, &[trace_id(1)], false)
+        .await
+        .unwrap_or_else(|e| panic!("traces_for_decision failed: {e}"));
+    let skeleton = |spans: &[crate::StoredSpan]| {
+        let mut res: Vec<_> = spans
+            .iter()
+            .map(|s| {
+                let raw = &s.raw;
+                let times = (raw.start_time_unix_nano, raw.end_time_unix_nano);
+                (
+                    raw.span_id,
+                    raw.parent_span_id,
+                    raw.name.clone(),
+                    times,
+                    raw.status.code,
+                    s.view.span_type,
+                )
+            })
+            .collect();
+        res.sort_by_key(|s| s.0);
+        res
+    };
+    assert_eq!(skeleton(&skeletal[0].0), skeleton(&whole), "skeletons");
 
     // An edit replaces the entry; the history the caller built is kept.
     let mut edited = on_child.clone();
