@@ -146,7 +146,7 @@ fn schema_v1_data_dir_opens() {
     check_dump(
         include_str!("../test_data/schema_v1.sql"),
         expect![[r#"
-            schema version: 8
+            schema version: 9
             api key: Some(("key_golden", "default", {"team": "search"}))
             traces: 1
             trace 0d83b3e29a21487a54c44c79f1fe9d67 root=Some("refund_chat.turn") op=Some("refund_chat.turn") spans=8 llm=3 errors=0 tokens=1536/384 cost=Some("0.007035") session=Some("sess-8754")
@@ -214,6 +214,6 @@ async fn reopen_rebuild_index_and_refuse_newer_schema() {
         .expect("bump version");
     drop(store);
     let error = SqliteStore::open(SqliteConfig::new(dir.path())).err().expect("refused");
-    expect!["database schema version 99 is newer than this build supports (8); upgrade loupe"]
+    expect!["database schema version 99 is newer than this build supports (9); upgrade loupe"]
         .assert_eq(&error.to_string());
 }
