@@ -77,6 +77,11 @@ struct Args {
     /// (`--duration` seconds each), and print the ratio.
     #[arg(long)]
     compare_processors: bool,
+    /// With --compare-processors: the tail-sampling policies of the "all on" phase, a TOML file
+    /// of `[[pipeline.sample.policies]]` tables (default: keep errors, traces over 5 s, and
+    /// half of the rest by trace id).
+    #[arg(long, value_name = "FILE")]
+    on_policies: Option<std::path::PathBuf>,
 }
 
 /// Every processor that can be switched off, off. The content policy has no switch; with its
@@ -457,7 +462,18 @@ async fn compare_processors(
     for phase in phases {
         let config_dir = tempfile::tempdir()?;
         let config = config_dir.path().join("loupe.toml");
-        std::fs::write(&config, phase.config())?;
+        let text = match (phase, &args.on_policies) {
+            (Phase::On, Some(path)) => {
+                let policies = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --on-policies {}", path.display()))?;
+                format!(
+                    "[pipeline.sample]\nenabled = true\n\
+                     decision_wait_secs = {ON_DECISION_WAIT_SECS}\n\n{policies}"
+                )
+            }
+            _ => phase.config().to_owned(),
+        };
+        std::fs::write(&config, text)?;
         let server = start_server(args, Some(&config))?;
         let load = Load::new(args.traces_per_request, prompt.clone(), completion.clone());
         let started = Instant::now();
