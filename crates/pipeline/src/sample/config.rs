@@ -18,8 +18,8 @@ pub struct RawSampleConfig {
     /// Seconds to wait after the root span ends (or after the first span, when no root
     /// arrives) before deciding. Default: `30`.
     pub decision_wait_secs: Option<u64>,
-    /// The most traces waiting for a decision; past it the oldest are decided early. Default:
-    /// `50000`.
+    /// The Collector's cap on traces held in memory: accepted for compatibility, no effect
+    /// (waiting spans are staged on disk, not held in memory). Default: `50000`.
     pub num_traces: Option<usize>,
     /// The policies; a trace is kept when any of them matches.
     #[serde(default)]
