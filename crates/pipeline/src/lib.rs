@@ -101,6 +101,15 @@ pub struct EventBatch {
     pub events: Vec<SpanEvent>,
 }
 
+/// A batch ready for the write queue.
+struct Prepared {
+    stored: Vec<StoredSpan>,
+    /// Records the store encoded ahead, one per span.
+    records: Option<Vec<Vec<u8>>>,
+    /// The fanout's copy.
+    forwarded: Option<Vec<RawSpan>>,
+}
+
 /// The handle receivers hold. Cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -143,7 +152,7 @@ impl Pipeline {
     pub async fn submit(&self, batch: Batch) -> Result<WriteStats, Error> {
         // Normalizing and processing is CPU work; a large batch runs on the blocking pool so it
         // does not stall the async workers serving other requests.
-        let (stored, forwarded) = if batch.spans.len() > INLINE_PROCESS_SPANS {
+        let Prepared { stored, records, forwarded } = if batch.spans.len() > INLINE_PROCESS_SPANS {
             let pipeline = self.clone();
             tokio::task::spawn_blocking(move || pipeline.prepare(batch))
                 .await
@@ -154,7 +163,7 @@ impl Pipeline {
         if stored.is_empty() {
             return Ok(WriteStats::default());
         }
-        let res = self.writer.write(stored).await;
+        let res = self.writer.write(stored, records).await;
         if let (Some(fanout), Some(forwarded), true) = (&self.fanout, forwarded, res.is_ok()) {
             fanout.enqueue(forwarded);
         }
@@ -203,17 +212,20 @@ impl Pipeline {
         self
     }
 
-    /// Processes a batch, takes the fanout's copy, then runs the pre-write step.
-    fn prepare(&self, batch: Batch) -> Result<(Vec<StoredSpan>, Option<Vec<RawSpan>>), Error> {
+    /// Processes a batch, takes the fanout's copy, runs the pre-write step, then has the store
+    /// encode the records (`Store::encode_records`), so the one writer does not.
+    fn prepare(&self, batch: Batch) -> Result<Prepared, Error> {
         let mut stored = self.process(batch);
         if stored.is_empty() {
-            return Ok((stored, None));
+            return Ok(Prepared { stored, records: None, forwarded: None });
         }
         let forwarded = self.fanout.as_ref().map(|fanout| fanout.prepare(&stored));
         if let Some(pre_write) = &self.pre_write {
             pre_write(&mut stored).map_err(Error::Store)?;
         }
-        Ok((stored, forwarded))
+        // A batch the store cannot encode ahead is encoded by the writer, which reports errors.
+        let records = self.store.encode_records(&stored).ok().flatten();
+        Ok(Prepared { stored, records, forwarded })
     }
 
     /// Normalizes and processes a batch without writing it (CPU only; also used by tests and by

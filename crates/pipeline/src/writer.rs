@@ -21,7 +21,8 @@ use crate::{Error, PipelineConfig, ProcessorChain};
 
 /// What a job writes.
 enum Work {
-    Spans(Vec<StoredSpan>),
+    /// Spans, with their records when the store encoded them ahead (`Store::encode_records`).
+    Spans(Vec<StoredSpan>, Option<Vec<Vec<u8>>>),
     Events {
         project: ProjectId,
         events: Vec<SpanEvent>,
@@ -33,7 +34,7 @@ enum Work {
 impl Work {
     fn len(&self) -> usize {
         match self {
-            Work::Spans(spans) => spans.len(),
+            Work::Spans(spans, _) => spans.len(),
             Work::Events { events, .. } => events.len(),
             Work::Merge(keys) => keys.values().map(BTreeSet::len).sum(),
         }
@@ -111,8 +112,13 @@ impl WriterHandle {
         }
     }
 
-    pub(crate) async fn write(&self, spans: Vec<StoredSpan>) -> Result<WriteStats, Error> {
-        self.enqueue(Work::Spans(spans)).await
+    /// `records`: the spans' records when the store encoded them ahead.
+    pub(crate) async fn write(
+        &self,
+        spans: Vec<StoredSpan>,
+        records: Option<Vec<Vec<u8>>>,
+    ) -> Result<WriteStats, Error> {
+        self.enqueue(Work::Spans(spans, records)).await
     }
 
     /// Merges saved events into these spans (stored by tail sampling, outside the writer),
@@ -189,7 +195,7 @@ impl Job {
         let permit = Arc::new(Semaphore::new(1))
             .try_acquire_owned()
             .expect("a fresh semaphore with one permit has one permit");
-        Job { work: Work::Spans(Vec::new()), reply, _permit: permit }
+        Job { work: Work::Spans(Vec::new(), None), reply, _permit: permit }
     }
 }
 
@@ -228,7 +234,7 @@ pub(crate) type Keys = BTreeMap<ProjectId, BTreeSet<(TraceId, SpanId)>>;
 
 fn add_keys(keys: &mut Keys, work: &Work) {
     match work {
-        Work::Spans(spans) => {
+        Work::Spans(spans, _) => {
             for span in spans {
                 keys.entry(span.project.clone())
                     .or_default()
@@ -257,7 +263,7 @@ async fn write_group(
     counters: &Counters,
 ) {
     let (span_jobs, other_jobs): (Vec<Job>, Vec<Job>) =
-        jobs.into_iter().partition(|job| matches!(job.work, Work::Spans(_)));
+        jobs.into_iter().partition(|job| matches!(job.work, Work::Spans(..)));
     let (merge_jobs, event_jobs): (Vec<Job>, Vec<Job>) =
         other_jobs.into_iter().partition(|job| matches!(job.work, Work::Merge(_)));
     let mut done: Vec<(Job, Result<WriteStats, Error>)> = Vec::new();
@@ -328,12 +334,19 @@ async fn write_span_jobs(
     counters: &Counters,
     keys: &mut Keys,
 ) -> Vec<(Job, Result<WriteStats, Error>)> {
-    let mut all: Vec<StoredSpan> = Vec::with_capacity(jobs.iter().map(|j| j.work.len()).sum());
+    let n_spans = jobs.iter().map(|j| j.work.len()).sum();
+    let mut all: Vec<StoredSpan> = Vec::with_capacity(n_spans);
+    // The records encoded ahead, when every job has them.
+    let mut records: Option<Vec<Vec<u8>>> = Some(Vec::with_capacity(n_spans));
     let mut lens = Vec::with_capacity(jobs.len());
     for job in &mut jobs {
-        if let Work::Spans(spans) = &mut job.work {
+        if let Work::Spans(spans, job_records) = &mut job.work {
             lens.push(spans.len() as u64);
             all.append(spans);
+            match (&mut records, job_records.take()) {
+                (Some(records), Some(mut job_records)) => records.append(&mut job_records),
+                _ => records = None,
+            }
         }
     }
     counters.store_writes.fetch_add(1, Ordering::Relaxed);
@@ -341,15 +354,18 @@ async fn write_span_jobs(
         Some(sampling) => {
             let kept: Vec<bool> =
                 all.iter().map(|span| sampling.kept_at_once(span.raw.trace_id)).collect();
-            store.stage_spans(&all, &kept).await
+            store.stage_spans(&all, &kept, records.as_deref()).await
         }
-        None => store.write_spans(&all).await,
+        None => match &records {
+            Some(records) => store.write_spans_encoded(&all, records).await,
+            None => store.write_spans(&all).await,
+        },
     };
     match written {
         Ok(stats) => {
             counters.written_spans.fetch_add(stats.n_written, Ordering::Relaxed);
             counters.duplicate_spans.fetch_add(stats.n_duplicates, Ordering::Relaxed);
-            add_keys(keys, &Work::Spans(all));
+            add_keys(keys, &Work::Spans(all, None));
             // Per-job stats are not tracked by the store; each job gets its own span count as
             // written, and the duplicate total is reported on the group.
             jobs.into_iter()

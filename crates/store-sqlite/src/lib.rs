@@ -110,6 +110,9 @@ pub enum Error {
     Task(String),
     #[error("{0}")]
     Busy(String),
+    /// A caller broke an API contract (a bug, not bad data).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -354,13 +357,13 @@ fn wait_for_index(
     Ok(())
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    fn backend_name(&self) -> &'static str {
-        "sqlite"
-    }
-
-    async fn write_spans(&self, spans: &[StoredSpan]) -> store::Result<WriteStats> {
+impl SqliteStore {
+    /// `write_spans`, with the records encoded ahead when given.
+    async fn write_with_records(
+        &self,
+        spans: &[StoredSpan],
+        records: Option<&[Vec<u8>]>,
+    ) -> store::Result<WriteStats> {
         if spans.is_empty() {
             return Ok(WriteStats::default());
         }
@@ -373,19 +376,47 @@ impl Store for SqliteStore {
             let res = tokio::task::block_in_place(|| {
                 // See `with_writer_and_state` on poisoning.
                 let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-                let (stats, max_rowid) = write::write_spans(&mut conn, spans)?;
+                let (stats, max_rowid) = write::write_spans(&mut conn, spans, records)?;
                 inner.indexer.shared().written_upto(max_rowid);
                 Ok::<_, Error>(stats)
             });
             return res.map_err(store::Error::from);
         }
         let spans = spans.to_vec();
+        let records = records.map(<[Vec<u8>]>::to_vec);
         self.with_writer_and_state(move |conn, inner| {
-            let (stats, max_rowid) = write::write_spans(conn, &spans)?;
+            let (stats, max_rowid) = write::write_spans(conn, &spans, records.as_deref())?;
             inner.indexer.shared().written_upto(max_rowid);
             Ok(stats)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn write_spans(&self, spans: &[StoredSpan]) -> store::Result<WriteStats> {
+        self.write_with_records(spans, None).await
+    }
+
+    fn encode_records(&self, spans: &[StoredSpan]) -> store::Result<Option<Vec<Vec<u8>>>> {
+        let records = spans
+            .iter()
+            .map(|span| codec::encode(&span.raw, &span.view))
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Some(records))
+    }
+
+    async fn write_spans_encoded(
+        &self,
+        spans: &[StoredSpan],
+        records: &[Vec<u8>],
+    ) -> store::Result<WriteStats> {
+        self.write_with_records(spans, Some(records)).await
     }
 
     async fn get_trace(
@@ -616,11 +647,16 @@ impl Store for SqliteStore {
         self.traces_delete(project, trace_ids).await
     }
 
-    async fn stage_spans(&self, spans: &[StoredSpan], kept: &[bool]) -> store::Result<WriteStats> {
+    async fn stage_spans(
+        &self,
+        spans: &[StoredSpan],
+        kept: &[bool],
+        records: Option<&[Vec<u8>]>,
+    ) -> store::Result<WriteStats> {
         if spans.is_empty() {
             return Ok(WriteStats::default());
         }
-        self.sampling_stage(spans, kept).await
+        self.sampling_stage(spans, kept, records).await
     }
 
     async fn release_staged(&self) -> store::Result<u64> {

@@ -262,7 +262,11 @@ impl SqliteStore {
         &self,
         spans: &[StoredSpan],
         kept: &[bool],
+        records: Option<&[Vec<u8>]>,
     ) -> store::Result<WriteStats> {
+        if let Some(records) = records {
+            crate::write::check_records(spans, records)?;
+        }
         if kept.len() != spans.len() {
             return Err(store::Error::Internal(format!(
                 "stage_spans: {} kept flags for {} spans",
@@ -277,15 +281,16 @@ impl SqliteStore {
             let res = tokio::task::block_in_place(|| {
                 // See `with_writer_and_state` on poisoning.
                 let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-                let (stats, max_rowid) = stage(&mut conn, spans, kept, now_ns())?;
+                let (stats, max_rowid) = stage(&mut conn, spans, kept, records, now_ns())?;
                 inner.indexer.shared().written_upto(max_rowid);
                 Ok::<_, Error>(stats)
             });
             return res.map_err(store::Error::from);
         }
         let (spans, kept) = (spans.to_vec(), kept.to_vec());
+        let records = records.map(<[Vec<u8>]>::to_vec);
         self.with_writer_and_state(move |conn, inner| {
-            let (stats, max_rowid) = stage(conn, &spans, &kept, now_ns())?;
+            let (stats, max_rowid) = stage(conn, &spans, &kept, records.as_deref(), now_ns())?;
             inner.indexer.shared().written_upto(max_rowid);
             Ok(stats)
         })
@@ -740,11 +745,12 @@ fn stage(
     conn: &mut Connection,
     spans: &[StoredSpan],
     kept_at_once: &[bool],
+    records: Option<&[Vec<u8>]>,
     now: i64,
 ) -> Result<(WriteStats, i64), Error> {
     let tx = conn.transaction()?;
     let mut res = WriteStats::default();
-    let mut kept: Vec<&StoredSpan> = Vec::new();
+    let mut kept: Vec<(&StoredSpan, Option<&[u8]>)> = Vec::new();
     {
         let mut decision = tx.prepare_cached(
             "SELECT keep FROM sampling_decisions WHERE project = ?1 AND trace_id = ?2",
@@ -755,7 +761,8 @@ fn stage(
         // Undecided traces of the batch, and whether a root span came.
         let mut pending: BTreeMap<(&str, TraceId), bool> = BTreeMap::new();
         let mut encoder = codec::Encoder::default();
-        for (span, &kept_at_once) in spans.iter().zip(kept_at_once) {
+        for (i, (span, &kept_at_once)) in spans.iter().zip(kept_at_once).enumerate() {
+            let record = records.map(|records| records[i].as_slice());
             let (project, trace_id) = (span.project.as_str(), span.raw.trace_id);
             let keep = match decisions.get(&(project, trace_id)) {
                 Some(keep) => *keep,
@@ -769,17 +776,19 @@ fn stage(
                 }
             };
             match keep {
-                Some(true) => kept.push(span),
+                Some(true) => kept.push((span, record)),
                 Some(false) => res.n_written += 1,
                 None if kept_at_once => {
-                    kept.push(span);
+                    kept.push((span, record));
                     *pending.entry((project, trace_id)).or_default() |=
                         span.raw.parent_span_id.is_none();
                 }
                 None => {
-                    let doc = ToSqlOutput::Borrowed(ValueRef::Blob(
-                        encoder.encode(&span.raw, &span.view)?,
-                    ));
+                    let doc = match record {
+                        Some(record) => record,
+                        None => encoder.encode(&span.raw, &span.view)?,
+                    };
+                    let doc = ToSqlOutput::Borrowed(ValueRef::Blob(doc));
                     let values = crate::write::span_values(span).chain(std::iter::once(doc));
                     let n = insert.execute(params_from_iter(values))?;
                     match n {

@@ -164,6 +164,35 @@ fn schema_v1_data_dir_opens() {
     );
 }
 
+/// Records encoded ahead must match the spans one for one: a mismatch fails the whole write
+/// (nothing stored) with an internal error, for plain and staged writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_encoded_ahead_must_match_the_spans() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    let mut spans = vec![
+        span("default", 1, 1, None, "turn", 0, 100),
+        llm(span("default", 1, 2, Some(1), "call", 10, 50), "gpt-4o", 10, 5, "refund please"),
+    ];
+    for span in &mut spans {
+        span.view.operation_id = Some("turn".to_owned());
+    }
+    let records = store.encode_records(&spans).expect("encode").expect("sqlite encodes ahead");
+    assert_eq!(records.len(), 2);
+    let err = store.write_spans_encoded(&spans, &records[..1]).await.expect_err("one short");
+    assert!(matches!(err, store::Error::Internal(_)), "{err}");
+    assert!(err.to_string().contains("1 records encoded ahead for 2 spans"), "{err}");
+    let err =
+        store.stage_spans(&spans, &[false, false], Some(&records[..1])).await.expect_err("staged");
+    assert!(matches!(err, store::Error::Internal(_)), "{err}");
+    let trace_id = spans[0].raw.trace_id;
+    let project = ProjectId::default_project();
+    assert!(store.get_trace(&project, trace_id).await.expect("get").is_empty(), "nothing stored");
+    // Matching records store the spans as encoded.
+    store.write_spans_encoded(&spans, &records).await.expect("write");
+    assert_eq!(store.get_trace(&project, trace_id).await.expect("get"), spans);
+}
+
 /// Spans survive closing and reopening; a deleted search index is rebuilt at open; a database
 /// from a newer version is refused with a clear error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

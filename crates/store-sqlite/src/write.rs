@@ -248,20 +248,42 @@ pub(crate) fn to_i64(n: u64) -> i64 {
 
 /// Writes spans in one transaction; returns the stats and the highest rowid inserted (0 when
 /// none was).
+/// `records`: each span's record encoded ahead ([`codec::encode`]), else encoded here.
 pub(crate) fn write_spans(
     conn: &mut Connection,
     spans: &[StoredSpan],
+    records: Option<&[Vec<u8>]>,
 ) -> Result<(WriteStats, i64), Error> {
     let tx = conn.transaction()?;
-    let res = write_spans_tx(&tx, spans.iter())?;
+    let res = match records {
+        Some(records) => {
+            check_records(spans, records)?;
+            let records = records.iter().map(|r| Some(r.as_slice()));
+            write_spans_tx(&tx, spans.iter().zip(records))?
+        }
+        None => write_spans_tx(&tx, spans.iter().zip(std::iter::repeat(None)))?,
+    };
     tx.commit()?;
     Ok(res)
 }
 
-/// [`write_spans`] inside a transaction the caller commits.
+/// Records encoded ahead must match their spans one for one.
+pub(crate) fn check_records(spans: &[StoredSpan], records: &[Vec<u8>]) -> Result<(), Error> {
+    match spans.len() == records.len() {
+        true => Ok(()),
+        false => Err(Error::Internal(format!(
+            "{} records encoded ahead for {} spans",
+            records.len(),
+            spans.len()
+        ))),
+    }
+}
+
+/// [`write_spans`] inside a transaction the caller commits; each span with its record when
+/// encoded ahead.
 pub(crate) fn write_spans_tx<'a>(
     tx: &Transaction<'_>,
-    spans: impl Iterator<Item = &'a StoredSpan>,
+    spans: impl Iterator<Item = (&'a StoredSpan, Option<&'a [u8]>)>,
 ) -> Result<(WriteStats, i64), Error> {
     let mut res = WriteStats::default();
     let mut max_rowid = 0;
@@ -272,11 +294,15 @@ pub(crate) fn write_spans_tx<'a>(
         let mut insert_doc =
             tx.prepare_cached("INSERT INTO span_docs (id, doc) VALUES (?1, ?2)")?;
         let mut encoder = codec::Encoder::default();
-        for span in spans {
+        for (span, record) in spans {
             if insert_span(&mut insert, span)? {
                 res.n_written += 1;
                 let rowid = tx.last_insert_rowid();
-                insert_doc.execute(params![rowid, encoder.encode(&span.raw, &span.view)?])?;
+                let doc = match record {
+                    Some(record) => record,
+                    None => encoder.encode(&span.raw, &span.view)?,
+                };
+                insert_doc.execute(params![rowid, doc])?;
                 max_rowid = max_rowid.max(rowid);
                 touched
                     .entry((span.project.clone(), *span.raw.trace_id.as_bytes()))

@@ -72,6 +72,26 @@ pub trait Store: Send + Sync + 'static {
     /// and traces, and may arrive in any order (children before parents).
     async fn write_spans(&self, spans: &[StoredSpan]) -> Result<WriteStats>;
 
+    /// Encodes each span the way the backend stores it (SQLite: its compressed record), so the
+    /// pipeline can do that CPU work on the requests' threads, in parallel, and hand the result
+    /// to [`Store::write_spans_encoded`] instead of leaving it to the one writer. `None` when the
+    /// backend has nothing to encode ahead (the default) or cannot use it for these spans.
+    fn encode_records(&self, spans: &[StoredSpan]) -> Result<Option<Vec<Vec<u8>>>> {
+        let _ = spans;
+        Ok(None)
+    }
+
+    /// [`Store::write_spans`] with each span's record from [`Store::encode_records`] (same
+    /// order and length). The default ignores the records.
+    async fn write_spans_encoded(
+        &self,
+        spans: &[StoredSpan],
+        records: &[Vec<u8>],
+    ) -> Result<WriteStats> {
+        let _ = records;
+        self.write_spans(spans).await
+    }
+
     /// Writes spans while tail sampling is on: as durably as [`Store::write_spans`], but a
     /// backend may hold the spans of undecided traces apart ("staged": not read, searched or
     /// rolled up) until [`Store::record_sampling_decisions`] keeps their trace (then they are
@@ -83,9 +103,18 @@ pub trait Store: Send + Sync + 'static {
     /// traces are undecided (see [`Store::undecided_traces`]) and
     /// [`Store::traces_for_decision`] reads their staged spans. This default stores every span
     /// at once; the sampler then deletes dropped traces after the fact.
-    async fn stage_spans(&self, spans: &[StoredSpan], kept: &[bool]) -> Result<WriteStats> {
+    /// `records`: as for [`Store::write_spans_encoded`], when the pipeline encoded them.
+    async fn stage_spans(
+        &self,
+        spans: &[StoredSpan],
+        kept: &[bool],
+        records: Option<&[Vec<u8>]>,
+    ) -> Result<WriteStats> {
         let _ = kept;
-        self.write_spans(spans).await
+        match records {
+            Some(records) => self.write_spans_encoded(spans, records).await,
+            None => self.write_spans(spans).await,
+        }
     }
 
     /// Tail sampling is off: keeps every staged trace (see [`Store::stage_spans`]), storing its

@@ -43,6 +43,7 @@ where
 {
     write_and_get_trace_round_trip(&*make_store().await).await;
     duplicates_are_stored_once(&*make_store().await).await;
+    records_encoded_ahead_are_stored_as_written(&*make_store().await).await;
     out_of_order_spans_assemble_one_trace(&*make_store().await).await;
     orphans_are_returned(&*make_store().await).await;
     operation_id_comes_from_the_root(&*make_store().await).await;
@@ -281,6 +282,42 @@ pub async fn duplicates_are_stored_once(store: &dyn Store) {
         "duplicates do not count twice in roll-ups"
     );
     assert_eq!(all_spans(store, "p1", SpanQuery::default()).await.len(), 2);
+}
+
+/// Spans written with records encoded ahead (`encode_records`, then `write_spans_encoded`) are
+/// stored, deduplicated, searched and rolled up exactly as by `write_spans`; so are staged ones.
+pub async fn records_encoded_ahead_are_stored_as_written(store: &dyn Store) {
+    let mut root = span("p1", 1, 1, None, "turn", 0, 900);
+    root.view.session_id = Some("s-1".to_owned());
+    root.view.operation_id = Some("turn".to_owned());
+    root.raw.attributes = vec![KeyValue::string("http.route", "/chat")];
+    let mut child =
+        llm(span("p1", 1, 2, Some(1), "call", 100, 700), "gpt-4o", 12, 8, "refund policy");
+    child.view.operation_id = Some("turn".to_owned());
+    let batch = [child.clone(), root.clone(), child.clone()];
+    let stats = match store.encode_records(&batch).expect("encode_records") {
+        Some(records) => {
+            assert_eq!(records.len(), batch.len(), "one record per span");
+            store.write_spans_encoded(&batch, &records).await.expect("write_spans_encoded")
+        }
+        None => write(store, &batch).await,
+    };
+    assert_eq!((stats.n_written, stats.n_duplicates), (2, 1));
+    assert_eq!(get_trace(store, "p1", 1).await, vec![root.clone(), child.clone()]);
+    assert_eq!(matching(store, "p1", "text ~ \"refund\"").await, ["call"]);
+    let traces = all_traces(store, "p1", TraceQuery::default()).await;
+    assert_eq!((traces.len(), traces[0].input_tokens), (1, 12));
+
+    // Staged (tail sampling) with records: kept at once, so stored now.
+    let mut other = span("p1", 2, 1, None, "other", 0, 10);
+    other.view.operation_id = Some("other".to_owned());
+    let records = store.encode_records(std::slice::from_ref(&other)).expect("encode_records");
+    let stats = store
+        .stage_spans(std::slice::from_ref(&other), &[true], records.as_deref())
+        .await
+        .expect("stage_spans");
+    assert_eq!(stats.n_written, 1);
+    assert_eq!(get_trace(store, "p1", 2).await, vec![other]);
 }
 
 /// A trace whose spans arrive over many writes, children first, is one tree.

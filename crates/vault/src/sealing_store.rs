@@ -95,13 +95,38 @@ impl Store for SealingStore {
         self.inner.write_spans(&sealed).await
     }
 
-    async fn stage_spans(&self, spans: &[StoredSpan], kept: &[bool]) -> store::Result<WriteStats> {
+    fn encode_records(&self, spans: &[StoredSpan]) -> store::Result<Option<Vec<Vec<u8>>>> {
+        // Records must be of sealed spans: none for a batch that still needs sealing.
+        if self.seal_writes && spans.iter().any(needs_sealing) {
+            return Ok(None);
+        }
+        self.inner.encode_records(spans)
+    }
+
+    async fn write_spans_encoded(
+        &self,
+        spans: &[StoredSpan],
+        records: &[Vec<u8>],
+    ) -> store::Result<WriteStats> {
+        if self.seal_writes && spans.iter().any(needs_sealing) {
+            // Encoded before sealing: not usable.
+            return self.write_spans(spans).await;
+        }
+        self.inner.write_spans_encoded(spans, records).await
+    }
+
+    async fn stage_spans(
+        &self,
+        spans: &[StoredSpan],
+        kept: &[bool],
+        records: Option<&[Vec<u8>]>,
+    ) -> store::Result<WriteStats> {
         // Sealed as `write_spans` seals: staged spans are on disk too.
         if !self.seal_writes || !spans.iter().any(needs_sealing) {
-            return self.inner.stage_spans(spans, kept).await;
+            return self.inner.stage_spans(spans, kept, records).await;
         }
         let sealed = self.sealed(spans)?;
-        self.inner.stage_spans(&sealed, kept).await
+        self.inner.stage_spans(&sealed, kept, None).await
     }
 
     async fn release_staged(&self) -> store::Result<u64> {

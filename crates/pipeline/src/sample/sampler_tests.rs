@@ -280,15 +280,20 @@ async fn staged_traces_are_stored_when_kept_and_discarded_when_dropped_on_sqlite
         span(TRACE_JUDGED, 1, None, ""),
         span(TRACE_LAST, 1, None, ""),
     ]);
-    let stats =
-        store.stage_spans(&first, &[false, false, false, true, false]).await.expect("stage");
+    // The first batch comes with records encoded ahead, as the pipeline sends them.
+    let records = store.encode_records(&first).expect("encode");
+    assert!(records.is_some(), "sqlite encodes records ahead");
+    let stats = store
+        .stage_spans(&first, &[false, false, false, true, false], records.as_deref())
+        .await
+        .expect("stage");
     assert_eq!((stats.n_written, stats.n_duplicates), (5, 0));
     let second = stored(&[
         span(TRACE_ERROR, 2, Some(1), error),
         span(TRACE_JUDGED, 2, Some(1), judged),
         span(TRACE_LAST, 1, None, ""),
     ]);
-    let stats = store.stage_spans(&second, &[false, true, false]).await.expect("stage");
+    let stats = store.stage_spans(&second, &[false, true, false], None).await.expect("stage");
     assert_eq!((stats.n_written, stats.n_duplicates), (2, 1));
 
     // Staged: not shown, not searchable, not decided before the wait has passed (the judged
@@ -329,7 +334,7 @@ async fn staged_traces_are_stored_when_kept_and_discarded_when_dropped_on_sqlite
     // Late spans follow the decision at once: stored for a kept trace, discarded for a dropped
     // one.
     let late = stored(&[span(TRACE_OK, 3, Some(1), ""), span(TRACE_ERROR, 3, Some(1), "")]);
-    let stats = store.stage_spans(&late, &[false, false]).await.expect("stage late spans");
+    let stats = store.stage_spans(&late, &[false, false], None).await.expect("stage late spans");
     assert_eq!((stats.n_written, stats.n_duplicates), (2, 0));
     let report = core.run_pass(LATER_NS).await.expect("pass");
     assert_eq!(report, Default::default());
@@ -348,11 +353,15 @@ async fn staged_traces_are_stored_when_kept_and_discarded_when_dropped_on_sqlite
     // Staged spans survive reopening the store and are decided after; a user's staged traces
     // are discarded by erasure; with sampling off, the rest are kept.
     let user = r#","attributes":[{"key":"user.id","value":{"stringValue":"u-1"}}]"#;
-    store.stage_spans(&stored(&[span(TRACE_NOTED, 1, None, "")]), &[false]).await.expect("stage");
+    store
+        .stage_spans(&stored(&[span(TRACE_NOTED, 1, None, "")]), &[false], None)
+        .await
+        .expect("stage");
     store
         .stage_spans(
             &stored(&[span(TRACE_UNNOTED, 1, None, ""), span(TRACE_UNNOTED, 2, Some(1), user)]),
             &[false, false],
+            None,
         )
         .await
         .expect("stage");
