@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B comparison of loupe builds under the same OTLP load: starts each given binary in turn
-# (fresh data dir, the given config file), runs loupe-bench-ingest against it, and prints spans acknowledged per second and per server CPU-second (user + system time of the
-# server process, which other work on a shared machine disturbs less than wall-clock rates).
+# (fresh data dir, the given config file), runs loupe-bench-ingest against it, and prints
+# spans acknowledged per second and per server CPU-second (user + system time of the server
+# process, which other work on a shared machine disturbs less than wall-clock rates).
 #
 # Usage: crates/bench/ab.sh CONFIG.toml BIN_A BIN_B [BIN_B BIN_A ...]
 #   e.g. crates/bench/ab.sh /dev/null /tmp/loupe-old target/release/loupe target/release/loupe /tmp/loupe-old

@@ -145,6 +145,11 @@ impl From<Error> for store::Error {
     }
 }
 
+/// The page size of a new `loupe.db`. Span inserts dirty pages all over the per-trace and
+/// per-span-id indexes; with larger pages the trees are shallower, the records (about 1.4 KB
+/// each) pack densely, and each group commit writes fewer, larger frames to the WAL.
+pub const PAGE_SIZE: u32 = 32 * 1024;
+
 /// How hard a write waits for the disk before it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,8 +242,11 @@ impl SqliteStore {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
+        // `page_size` applies when the file is created (before WAL mode is set); an existing
+        // database keeps its own. 32 KiB pages: ingest 1.10× the default 4 KiB (BENCHMARKS.md).
         writer.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
+            "PRAGMA page_size = {PAGE_SIZE};
+             PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {synchronous};
              PRAGMA busy_timeout = 10000;
              PRAGMA cache_size = -32768;

@@ -58,6 +58,31 @@ fn data_dir_is_created() {
     assert!(data_dir.join("search.db").exists());
 }
 
+fn page_size_of(path: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.query_row("PRAGMA page_size", [], |row| row.get(0)).expect("page size")
+}
+
+/// A new database gets `PAGE_SIZE` pages; an existing one keeps the page size it was made with.
+#[test]
+fn new_databases_get_large_pages_and_old_ones_keep_theirs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(open(dir.path()));
+    let path = dir.path().join(crate::DB_FILE_NAME);
+    assert_eq!(page_size_of(&path), i64::from(crate::PAGE_SIZE));
+    drop(open(dir.path()));
+    assert_eq!(page_size_of(&path), i64::from(crate::PAGE_SIZE), "reopened");
+
+    let old = tempfile::tempdir().expect("temp dir");
+    let path = old.path().join(crate::DB_FILE_NAME);
+    let conn = rusqlite::Connection::open(&path).expect("create");
+    conn.execute_batch(include_str!("../test_data/schema_v1.sql")).expect("load dump");
+    drop(conn);
+    assert_eq!(page_size_of(&path), 4096, "SQLite's default");
+    drop(open(old.path()));
+    assert_eq!(page_size_of(&path), 4096, "kept after migrating");
+}
+
 /// A short description of what a store holds, for snapshots.
 async fn render(store: &SqliteStore) -> String {
     let project = ProjectId::default_project();
