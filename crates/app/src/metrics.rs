@@ -222,6 +222,13 @@ impl Collector for PipelineCollector {
                 encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(descriptor.encode_family(&labels)?)?;
         }
+        let busy = ConstCounter::new(stats.busy_seconds);
+        busy.encode(encoder.encode_descriptor(
+            "loupe_writer_busy_seconds",
+            "Seconds the single writer spent writing; its rate near 1 means the writer limits ingest",
+            None,
+            busy.metric_type(),
+        )?)?;
         // One family per counter name; a counter with labels (e.g. redactions by kind) has
         // several series under one name.
         let mut families: std::collections::BTreeMap<String, Vec<Series>> = Default::default();

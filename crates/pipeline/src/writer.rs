@@ -62,6 +62,9 @@ pub struct WriterStats {
     pub saved_events: u64,
     /// Stored spans rewritten with saved events merged in.
     pub merged_spans: u64,
+    /// Seconds the writer spent writing groups: its busy share is the rate of this, and near
+    /// 1 it is the ingest bottleneck (the queue fills, then 429/503).
+    pub busy_seconds: f64,
 }
 
 #[derive(Default)]
@@ -73,6 +76,7 @@ struct Counters {
     store_errors: AtomicU64,
     saved_events: AtomicU64,
     merged_spans: AtomicU64,
+    busy_nanos: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -173,6 +177,7 @@ impl WriterHandle {
             store_errors: c.store_errors.load(Ordering::Relaxed),
             saved_events: c.saved_events.load(Ordering::Relaxed),
             merged_spans: c.merged_spans.load(Ordering::Relaxed),
+            busy_seconds: c.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
 
@@ -225,7 +230,10 @@ async fn run(
         if jobs.is_empty() {
             continue;
         }
+        let started = std::time::Instant::now();
         write_group(&*store, &processors, jobs, sampling.as_ref(), &counters).await;
+        let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        counters.busy_nanos.fetch_add(busy, Ordering::Relaxed);
     }
 }
 

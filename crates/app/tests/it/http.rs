@@ -122,4 +122,11 @@ async fn metrics_endpoint_counts_ingest() {
     ] {
         assert!(text.contains(needle), "{needle} missing from /metrics:\n{text}");
     }
+    let busy: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("loupe_writer_busy_seconds_total "))
+        .unwrap_or_else(|| panic!("loupe_writer_busy_seconds_total missing:\n{text}"))
+        .parse()
+        .expect("a number");
+    assert!(busy > 0.0 && busy < 60.0, "the writer wrote one group: {busy} s");
 }
