@@ -40,9 +40,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const USAGE: &str = "usage: loupe-bench-gateway [--upstream URL] [--gateway URL --gateway-pid PID] \
                      [--fixtures DIR] [--rates 1000,5000] [--secs N] [--concurrency N] \
-                     [--baseline NAME=URL]... [--no-forwarder] [--litellm URL [--litellm-rate N]]\n       \
+                     [--baseline NAME=URL]... [--no-forwarder] [--hyper-forwarder] [--litellm URL [--litellm-rate N]]\n       \
                      loupe-bench-gateway serve --upstream URL --data-dir DIR\n       \
-                     loupe-bench-gateway forward --upstream URL";
+                     loupe-bench-gateway forward --upstream URL [--hyper]";
 
 struct Args {
     upstream: String,
@@ -57,6 +57,8 @@ struct Args {
     /// Pass-through proxies in front of the same upstream: (name, base URL).
     baselines: Vec<(String, String)>,
     forwarder: bool,
+    /// Also measure the hyper-only forwarder (`forward --hyper`).
+    hyper_forwarder: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
@@ -72,6 +74,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         litellm_rate: 25,
         baselines: Vec::new(),
         forwarder: true,
+        hyper_forwarder: false,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
@@ -93,6 +96,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
                 res.baselines.push((name.to_owned(), url.trim_end_matches('/').to_owned()));
             }
             "--no-forwarder" => res.forwarder = false,
+            "--hyper-forwarder" => res.hyper_forwarder = true,
             _ => bail!("unknown argument {flag}\n{USAGE}"),
         }
     }
@@ -197,13 +201,18 @@ fn serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
 /// upstream and streaming the response back untouched.
 fn forward(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let mut upstream = "http://127.0.0.1:18080".to_owned();
+    let mut hyper_only = false;
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--upstream" => upstream = args.next().context("--upstream needs a value")?,
+            "--hyper" => hyper_only = true,
             _ => bail!("unknown argument {flag}\n{USAGE}"),
         }
     }
     let upstream: Arc<str> = upstream.trim_end_matches('/').into();
+    if hyper_only {
+        return forward_hyper(upstream);
+    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
@@ -238,6 +247,44 @@ fn forward(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         println!("listening on {}", listener.local_addr()?);
         axum::serve(listener, router).await?;
         anyhow::Ok(())
+    })
+}
+
+/// A leaner floor: hyper's HTTP/1 server in, hyper's pooled client out (no axum router, no
+/// reqwest), each request and response body passed through as it streams.
+fn forward_hyper(upstream: Arc<str>) -> anyhow::Result<()> {
+    use hyper_util::client::legacy::{Client, connect::HttpConnector};
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client: Client<HttpConnector, hyper::body::Incoming> =
+            Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening on {}", listener.local_addr()?);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            let (client, upstream) = (client.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        let client = client.clone();
+                        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+                        let uri = format!("{upstream}{path}").parse::<hyper::Uri>();
+                        async move {
+                            *request.uri_mut() = uri?;
+                            request.headers_mut().remove(hyper::header::HOST);
+                            anyhow::Ok(client.request(request).await?)
+                        }
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
     })
 }
 
@@ -513,6 +560,15 @@ fn run(args: Args) -> anyhow::Result<()> {
         forwarder = Some(process);
         baselines.insert(0, ("bare forwarder (axum + reqwest)".to_owned(), url));
     }
+    let mut hyper_forwarder = None;
+    if args.hyper_forwarder {
+        let (process, url) = spawn_self(
+            "forward",
+            &["--upstream".as_ref(), args.upstream.as_ref(), "--hyper".as_ref()],
+        )?;
+        hyper_forwarder = Some(process);
+        baselines.insert(0, ("bare forwarder (hyper only)".to_owned(), url));
+    }
     let fixtures = std::path::Path::new(&args.fixtures);
     let plain = bytes::Bytes::from(std::fs::read(fixtures.join("request.json"))?);
     let streamed_text = std::fs::read_to_string(fixtures.join("request_stream.json"))?;
@@ -609,7 +665,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     });
-    if let Some(mut process) = forwarder {
+    for mut process in forwarder.into_iter().chain(hyper_forwarder) {
         let _ = process.kill();
         let _ = process.wait();
     }
