@@ -264,3 +264,76 @@ fn envelopes_never_share_a_nonce() {
     let nonce = other.join().unwrap_or_else(|_| panic!("the sealing thread panicked"));
     assert!(nonces.insert(nonce), "another thread reused a nonce");
 }
+
+/// Words of `user_span`'s secrets that occur nowhere else in a span, so LZ4 keeps them whole.
+const DISTINCT_SECRETS: [&str; 3] =
+    ["Quokka-Velvet-991", "Marmalade-Zeppelin", "Tangerine-Obelisk"];
+
+/// The plain-text secrets of `user_span` that are found in a data dir's files.
+fn secrets_on_disk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        if !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        for secret in DISTINCT_SECRETS {
+            if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+                found.push(format!("{secret} in {}", path.display()));
+            }
+        }
+    }
+    found
+}
+
+/// Records encoded ahead (`Store::encode_records`) are only ever of sealed spans: none for a
+/// batch that still needs sealing, and records of unsealed spans handed to
+/// `write_spans_encoded` are not used: the spans are sealed and encoded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_encoded_ahead_never_carry_plaintext_of_users() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let sqlite = Arc::new(
+        store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(dir.path()))
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let vault = Arc::new(Vault::open(dir.path()).unwrap_or_else(|e| panic!("{e}")));
+    let store = SealingStore::new(sqlite.clone(), vault);
+    let project = model::ProjectId::default_project();
+
+    let plain = vec![user_span(Some("alice"), 1, 1, None)];
+    assert_eq!(store.encode_records(&plain).unwrap_or_else(|e| panic!("{e}")), None);
+    // Records of the plain span, as a careless caller could make them: they hold the secrets.
+    let plain_records = sqlite
+        .encode_records(&plain)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("sqlite encodes ahead"));
+    let plain_bytes = &plain_records[0];
+    for secret in DISTINCT_SECRETS {
+        assert!(plain_bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret}");
+    }
+    store.write_spans_encoded(&plain, &plain_records).await.unwrap_or_else(|e| panic!("{e}"));
+
+    let mut sealed = vec![user_span(Some("bob"), 2, 1, None)];
+    store.seal_spans(&mut sealed).unwrap_or_else(|e| panic!("{e}"));
+    let records = store
+        .encode_records(&sealed)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("sealed spans are encoded ahead"));
+    store.write_spans_encoded(&sealed, &records).await.unwrap_or_else(|e| panic!("{e}"));
+
+    for (trace, user) in [(1, "alice"), (2, "bob")] {
+        let read = store
+            .get_trace(&project, store::suite::trace_id(trace))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let written = user_span(Some(user), trace, 1, None);
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].raw, written.raw, "opened on read");
+        assert_eq!(read[0].view.input_messages, written.view.input_messages);
+        assert_eq!(read[0].view.documents, written.view.documents);
+    }
+    drop(store);
+    drop(sqlite);
+    assert_eq!(secrets_on_disk(dir.path()), Vec::<String>::new());
+}
