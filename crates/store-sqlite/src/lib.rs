@@ -412,9 +412,11 @@ impl Store for SqliteStore {
     }
 
     fn encode_records(&self, spans: &[StoredSpan]) -> store::Result<Option<Vec<Vec<u8>>>> {
+        // One encoder for the batch: its JSON and output buffers are allocated once.
+        let mut encoder = codec::Encoder::default();
         let records = spans
             .iter()
-            .map(|span| codec::encode(&span.raw, &span.view))
+            .map(|span| encoder.encode(&span.raw, &span.view).map(<[u8]>::to_vec))
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(Some(records))
     }

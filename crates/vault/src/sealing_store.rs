@@ -71,6 +71,11 @@ impl SealingStore {
         Ok(())
     }
 
+    /// Whether writing these spans takes sealing first (some name a user and are not sealed).
+    fn must_seal(&self, spans: &[StoredSpan]) -> bool {
+        self.seal_writes && spans.iter().any(needs_sealing)
+    }
+
     fn unsealed(&self, spans: &mut [StoredSpan]) -> store::Result<()> {
         for span in spans {
             unseal(&self.vault, span)?;
@@ -88,7 +93,7 @@ impl Store for SealingStore {
     async fn write_spans(&self, spans: &[StoredSpan]) -> store::Result<WriteStats> {
         // Batches of apps that send no user ids, and batches the pipeline sealed already
         // (`seal_spans`), have nothing to seal: no copy then.
-        if !self.seal_writes || !spans.iter().any(needs_sealing) {
+        if !self.must_seal(spans) {
             return self.inner.write_spans(spans).await;
         }
         let sealed = self.sealed(spans)?;
@@ -97,7 +102,7 @@ impl Store for SealingStore {
 
     fn encode_records(&self, spans: &[StoredSpan]) -> store::Result<Option<Vec<Vec<u8>>>> {
         // Records must be of sealed spans: none for a batch that still needs sealing.
-        if self.seal_writes && spans.iter().any(needs_sealing) {
+        if self.must_seal(spans) {
             return Ok(None);
         }
         self.inner.encode_records(spans)
@@ -108,7 +113,7 @@ impl Store for SealingStore {
         spans: &[StoredSpan],
         records: &[Vec<u8>],
     ) -> store::Result<WriteStats> {
-        if self.seal_writes && spans.iter().any(needs_sealing) {
+        if self.must_seal(spans) {
             // Encoded before sealing: not usable.
             return self.write_spans(spans).await;
         }
@@ -122,7 +127,7 @@ impl Store for SealingStore {
         records: Option<&[Vec<u8>]>,
     ) -> store::Result<WriteStats> {
         // Sealed as `write_spans` seals: staged spans are on disk too.
-        if !self.seal_writes || !spans.iter().any(needs_sealing) {
+        if !self.must_seal(spans) {
             return self.inner.stage_spans(spans, kept, records).await;
         }
         let sealed = self.sealed(spans)?;
