@@ -373,7 +373,11 @@ async fn write_span_jobs(
         Ok(stats) => {
             counters.written_spans.fetch_add(stats.n_written, Ordering::Relaxed);
             counters.duplicate_spans.fetch_add(stats.n_duplicates, Ordering::Relaxed);
-            add_keys(keys, &Work::Spans(all, None));
+            let work = Work::Spans(all, records);
+            add_keys(keys, &work);
+            // Freeing a group (every attribute and message is its own allocation) takes a few
+            // milliseconds: the blocking pool does it, and the writer goes on.
+            tokio::task::spawn_blocking(move || drop(work));
             // Per-job stats are not tracked by the store; each job gets its own span count as
             // written, and the duplicate total is reported on the group.
             jobs.into_iter()

@@ -227,6 +227,8 @@ struct Inner {
     /// Idle read connections; a query takes one and gives it back.
     readers: Mutex<Vec<Connection>>,
     max_idle_readers: usize,
+    /// Whether `span_events` can hold rows (see `span_events`).
+    events: span_events::EventsHint,
 }
 
 impl SqliteStore {
@@ -266,6 +268,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             max_idle_readers: config.read_connections,
+            events: span_events::EventsHint::default(),
         };
         Ok(SqliteStore { inner: Arc::new(inner) })
     }
@@ -384,8 +387,8 @@ impl SqliteStore {
             let res = tokio::task::block_in_place(|| {
                 // See `with_writer_and_state` on poisoning.
                 let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-                let (stats, max_rowid) = write::write_spans(&mut conn, spans, records)?;
-                inner.indexer.shared().written_upto(max_rowid);
+                let (stats, max_rowid, handoff) = write::write_spans(&mut conn, spans, records)?;
+                inner.indexer.shared().written(max_rowid, Some(handoff));
                 Ok::<_, Error>(stats)
             });
             return res.map_err(store::Error::from);
@@ -393,8 +396,8 @@ impl SqliteStore {
         let spans = spans.to_vec();
         let records = records.map(<[Vec<u8>]>::to_vec);
         self.with_writer_and_state(move |conn, inner| {
-            let (stats, max_rowid) = write::write_spans(conn, &spans, records.as_deref())?;
-            inner.indexer.shared().written_upto(max_rowid);
+            let (stats, max_rowid, handoff) = write::write_spans(conn, &spans, records.as_deref())?;
+            inner.indexer.shared().written(max_rowid, Some(handoff));
             Ok(stats)
         })
         .await

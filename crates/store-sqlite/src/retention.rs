@@ -225,8 +225,7 @@ impl SqliteStore {
     pub(crate) async fn purge(&self) -> store::Result<()> {
         self.with_writer_and_state(|conn, inner| {
             truncate_wal(conn, &inner.path)?;
-            let _guard =
-                inner.indexer.shared().index_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _guard = inner.indexer.shared().lock_index();
             let index = search::open_writer(&inner.search_path)?;
             index.execute("INSERT INTO spans_fts (spans_fts) VALUES ('optimize')", [])?;
             truncate_wal(&index, &inner.search_path)

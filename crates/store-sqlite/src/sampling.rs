@@ -281,8 +281,8 @@ impl SqliteStore {
             let res = tokio::task::block_in_place(|| {
                 // See `with_writer_and_state` on poisoning.
                 let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-                let (stats, max_rowid) = stage(&mut conn, spans, kept, records, now_ns())?;
-                inner.indexer.shared().written_upto(max_rowid);
+                let (stats, max_rowid, handoff) = stage(&mut conn, spans, kept, records, now_ns())?;
+                inner.indexer.shared().written(max_rowid, handoff);
                 Ok::<_, Error>(stats)
             });
             return res.map_err(store::Error::from);
@@ -290,8 +290,9 @@ impl SqliteStore {
         let (spans, kept) = (spans.to_vec(), kept.to_vec());
         let records = records.map(<[Vec<u8>]>::to_vec);
         self.with_writer_and_state(move |conn, inner| {
-            let (stats, max_rowid) = stage(conn, &spans, &kept, records.as_deref(), now_ns())?;
-            inner.indexer.shared().written_upto(max_rowid);
+            let (stats, max_rowid, handoff) =
+                stage(conn, &spans, &kept, records.as_deref(), now_ns())?;
+            inner.indexer.shared().written(max_rowid, handoff);
             Ok(stats)
         })
         .await
@@ -593,7 +594,7 @@ fn delete(conn: &mut Connection, inner: &Inner, keys: &BTreeSet<TraceKey>) -> Re
 
 /// Deletes the full-text entries of deleted spans from `search.db`.
 pub(crate) fn delete_index_entries(inner: &Inner, rowids: &[i64]) -> Result<(), Error> {
-    let _guard = inner.indexer.shared().index_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = inner.indexer.shared().lock_index();
     let conn = crate::search::open_writer(&inner.search_path)?;
     let tx = conn.unchecked_transaction()?;
     {
@@ -747,7 +748,7 @@ fn stage(
     kept_at_once: &[bool],
     records: Option<&[Vec<u8>]>,
     now: i64,
-) -> Result<(WriteStats, i64), Error> {
+) -> Result<(WriteStats, i64, Option<crate::search::Handoff>), Error> {
     let tx = conn.transaction()?;
     let mut res = WriteStats::default();
     let mut kept: Vec<(&StoredSpan, Option<&[u8]>)> = Vec::new();
@@ -805,14 +806,16 @@ fn stage(
         }
     }
     let mut max_rowid = 0;
+    let mut handoff = None;
     if !kept.is_empty() {
         let before = max_span_rowid(&tx)?;
-        let (stats, max) = crate::write::write_spans_tx(&tx, kept.into_iter())?;
+        let (stats, max, texts) = crate::write::write_spans_tx(&tx, kept.into_iter())?;
         res.n_written += stats.n_written;
         res.n_duplicates += stats.n_duplicates;
         skip_noting(&tx, before, max)?;
         max_rowid = max;
+        handoff = Some(texts);
     }
     tx.commit()?;
-    Ok((res, max_rowid))
+    Ok((res, max_rowid, handoff))
 }

@@ -13,12 +13,21 @@
 //! `secure-delete` option, so deleting a row removes its tokens from the index (instead of
 //! adding a delete marker beside them). Retention and erasure rely on both (see `retention`).
 //!
+//! **Handoff:** the writer hands the indexer the searchable text of the spans it just committed
+//! (a [`Handoff`], built from the views in memory), so on the live path the indexer does not
+//! read their records back, decompress and parse them. Handoffs wait in a queue bounded by
+//! [`MAX_HANDOFF_BYTES`]; one that does not fit is dropped, and the indexer then reads those
+//! spans from `loupe.db` as it does after a restart. Whatever changes the index besides the
+//! indexer (view updates, deletes, purges) takes the index lock with [`Shared::lock_index`],
+//! which drops the waiting handoffs, so a handoff never carries text older than its span's.
+//!
 //! **Lag:** a full-text query first waits until the index covers every span stored when the
 //! query started (at most [`MAX_WAIT`]), so a search sees all spans acknowledged before it;
 //! under sustained overload it may miss the newest spans after that wait.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -37,6 +46,35 @@ pub(crate) const MAX_WAIT: Duration = Duration::from_secs(2);
 /// Spans indexed per transaction.
 const INDEX_BATCH: i64 = 2000;
 
+/// The most text waiting in handoffs; past it, handoffs are dropped (see the module docs).
+const MAX_HANDOFF_BYTES: usize = 16 << 20;
+
+/// The searchable text of the spans one transaction inserted, which got the consecutive rowids
+/// `first..=last` (spans without text are left out of `texts`).
+#[derive(Debug, Default)]
+pub(crate) struct Handoff {
+    pub(crate) first: i64,
+    pub(crate) last: i64,
+    pub(crate) texts: Vec<(i64, String)>,
+}
+
+impl Handoff {
+    /// Adds the span just inserted with `rowid`.
+    pub(crate) fn push(&mut self, rowid: i64, text: String) {
+        if self.first == 0 {
+            self.first = rowid;
+        }
+        self.last = rowid;
+        if !text.is_empty() {
+            self.texts.push((rowid, text));
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.texts.iter().map(|(_, text)| text.len() + 8).sum()
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Highest span rowid written to `loupe.db` that the indexer knows of.
@@ -44,6 +82,30 @@ struct State {
     /// Highest span rowid in the index.
     indexed_upto: i64,
     stop: bool,
+    /// Handoffs not indexed yet, in commit order, and the bytes of text they hold.
+    handoffs: VecDeque<Handoff>,
+    handoff_bytes: usize,
+}
+
+impl State {
+    /// The handoff that continues the index right after `indexed_upto`, if one is waiting;
+    /// drops those the index has already passed.
+    fn next_handoff(&mut self) -> Option<Handoff> {
+        while let Some(front) = self.handoffs.front_mut() {
+            if front.first > self.indexed_upto + 1 {
+                return None;
+            }
+            let mut handoff = self.handoffs.pop_front()?;
+            self.handoff_bytes -= handoff.bytes();
+            if handoff.last > self.indexed_upto {
+                let upto = self.indexed_upto;
+                handoff.texts.retain(|(rowid, _)| *rowid > upto);
+                handoff.first = upto + 1;
+                return Some(handoff);
+            }
+        }
+        None
+    }
 }
 
 #[derive(Default)]
@@ -51,7 +113,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     /// Held while the index is written, so view updates and the indexer do not interleave.
-    pub(crate) index_lock: Mutex<()>,
+    /// Others take it with [`Shared::lock_index`].
+    index_lock: Mutex<()>,
 }
 
 impl Shared {
@@ -62,7 +125,19 @@ impl Shared {
 
     /// Called by the writer after a commit.
     pub(crate) fn written_upto(&self, max_rowid: i64) {
+        self.written(max_rowid, None);
+    }
+
+    /// Called by the writer after a commit, with the text of the spans it inserted.
+    pub(crate) fn written(&self, max_rowid: i64, handoff: Option<Handoff>) {
         let mut state = self.lock();
+        if let Some(handoff) = handoff.filter(|it| it.last > 0) {
+            let bytes = handoff.bytes();
+            if state.handoff_bytes + bytes <= MAX_HANDOFF_BYTES {
+                state.handoff_bytes += bytes;
+                state.handoffs.push_back(handoff);
+            }
+        }
         if max_rowid > state.target {
             state.target = max_rowid;
             self.changed.notify_all();
@@ -97,6 +172,16 @@ impl Shared {
 
     pub(crate) fn indexed_upto(&self) -> i64 {
         self.lock().indexed_upto
+    }
+
+    /// Takes the index lock to change the index besides the indexer, dropping the waiting
+    /// handoffs: their text may be older than what the caller is about to write or delete.
+    pub(crate) fn lock_index(&self) -> MutexGuard<'_, ()> {
+        let guard = self.index_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.lock();
+        state.handoffs.clear();
+        state.handoff_bytes = 0;
+        guard
     }
 }
 
@@ -252,18 +337,29 @@ fn index_batch(
     after: i64,
 ) -> Result<i64, Error> {
     let _guard = shared.index_lock.lock().unwrap_or_else(|e| e.into_inner());
-    let mut select = source
-        .prepare_cached("SELECT id, doc FROM span_docs WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-    let rows: Vec<(i64, Vec<u8>)> = select
-        .query_map(params![after, INDEX_BATCH], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let Some(&(last, _)) = rows.last() else { return Ok(after) };
+    let handoff = shared.lock().next_handoff();
+    let (texts, last) = match handoff {
+        Some(handoff) => (handoff.texts, handoff.last),
+        None => {
+            let mut select = source.prepare_cached(
+                "SELECT id, doc FROM span_docs WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows: Vec<(i64, Vec<u8>)> = select
+                .query_map(params![after, INDEX_BATCH], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let Some(&(last, _)) = rows.last() else { return Ok(after) };
+            let texts = rows
+                .iter()
+                .map(|(id, doc)| Ok((*id, codec::decode_view(doc)?.searchable_text())))
+                .collect::<Result<Vec<_>, Error>>()?;
+            (texts, last)
+        }
+    };
     let tx = index.unchecked_transaction()?;
     {
         let mut insert =
             tx.prepare_cached("INSERT OR REPLACE INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
-        for (id, doc) in &rows {
-            let text = codec::decode_view(doc)?.searchable_text();
+        for (id, text) in &texts {
             if !text.is_empty() {
                 insert.execute(params![id, text])?;
             }
@@ -301,7 +397,7 @@ pub(crate) fn reindex(
     search_path: &Path,
     texts: &[(i64, String)],
 ) -> Result<(), Error> {
-    let _guard = shared.index_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = shared.lock_index();
     let indexed_upto = shared.indexed_upto();
     let conn = open_writer(search_path)?;
     let tx = conn.unchecked_transaction()?;
@@ -318,4 +414,67 @@ pub(crate) fn reindex(
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handoff(first: i64, last: i64, with_text: &[i64]) -> Handoff {
+        let mut res = Handoff::default();
+        for rowid in first..=last {
+            let text =
+                if with_text.contains(&rowid) { format!("span {rowid}") } else { String::new() };
+            res.push(rowid, text);
+        }
+        res
+    }
+
+    fn queued(state: &State) -> Vec<(i64, i64)> {
+        state.handoffs.iter().map(|it| (it.first, it.last)).collect()
+    }
+
+    #[test]
+    fn a_handoff_continues_the_index_or_waits() {
+        let shared = Shared::default();
+        shared.lock().indexed_upto = 10;
+        shared.written(8, Some(handoff(5, 8, &[5, 6])));
+        shared.written(12, Some(handoff(9, 12, &[9, 11, 12])));
+        shared.written(15, Some(handoff(13, 15, &[14])));
+        shared.written(30, Some(handoff(20, 30, &[25])));
+        let mut state = shared.lock();
+        assert_eq!(state.target, 30);
+        // 5..=8 is behind the index and dropped; 9..=12 is cut to what the index lacks.
+        let next = state.next_handoff().expect("9..=12 overlaps the index's end");
+        assert_eq!((next.first, next.last), (11, 12));
+        assert_eq!(next.texts, [(11, "span 11".to_owned()), (12, "span 12".to_owned())]);
+        state.indexed_upto = next.last;
+        let next = state.next_handoff().expect("13..=15 follows 12");
+        assert_eq!((next.first, next.last, next.texts.len()), (13, 15, 1));
+        state.indexed_upto = next.last;
+        // Rowids 16..=19 were written by another path: they are read from the database first.
+        assert!(state.next_handoff().is_none());
+        assert_eq!(queued(&state), [(20, 30)]);
+        assert_eq!(state.handoff_bytes, state.handoffs[0].bytes());
+        state.indexed_upto = 19;
+        assert!(state.next_handoff().is_some());
+        assert_eq!(state.handoff_bytes, 0);
+    }
+
+    #[test]
+    fn handoffs_are_bounded_and_dropped_by_other_index_writers() {
+        let shared = Shared::default();
+        let mut big = Handoff::default();
+        big.push(1, "x".repeat(MAX_HANDOFF_BYTES));
+        shared.written(1, Some(big));
+        assert!(shared.lock().handoffs.is_empty(), "over the bound: left to the database");
+        assert_eq!(shared.lock().target, 1, "the write still counts");
+        shared.written(2, Some(handoff(2, 2, &[2])));
+        shared.written(3, None);
+        assert_eq!(queued(&shared.lock()), [(2, 2)]);
+        let guard = shared.lock_index();
+        assert!(shared.lock().handoffs.is_empty(), "a view update or delete drops them");
+        assert_eq!(shared.lock().handoff_bytes, 0);
+        drop(guard);
+    }
 }

@@ -7,6 +7,12 @@
 //! when it is deleted (tail sampling, retention; see `sampling.rs` and `retention.rs`), and
 //! retention also deletes the rows older than its cutoff whose span never arrived
 //! ([`delete_before`]).
+//!
+//! The pipeline asks for the saved events of every batch it writes, and the table is nearly
+//! always empty; [`EventsHint`] answers those asks without a read while no event was saved
+//! since the table was last seen empty.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use model::{ProjectId, SpanEvent, SpanId, TraceId};
 use rusqlite::params;
@@ -28,6 +34,60 @@ CREATE INDEX span_events_by_span ON span_events (project, trace_id, span_id);
 CREATE INDEX span_events_by_time ON span_events (project, time_ns);
 ";
 
+/// Whether `span_events` can hold rows. Every save counts itself in `puts` (and in `in_flight`
+/// while it runs); a read that finds the table empty with no save running and none started
+/// since it looked records the count in `empty_at`. While `empty_at == puts` the table is
+/// empty, so a read can be skipped. It starts as "maybe": rows may exist from before.
+#[derive(Debug)]
+pub(crate) struct EventsHint {
+    puts: AtomicU64,
+    in_flight: AtomicU64,
+    empty_at: AtomicU64,
+}
+
+impl Default for EventsHint {
+    fn default() -> EventsHint {
+        EventsHint {
+            puts: AtomicU64::new(1),
+            in_flight: AtomicU64::new(0),
+            empty_at: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A save in progress; ends on drop.
+struct Put<'a>(&'a EventsHint);
+
+impl Drop for Put<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, SeqCst);
+    }
+}
+
+impl EventsHint {
+    fn known_empty(&self) -> bool {
+        self.empty_at.load(SeqCst) == self.puts.load(SeqCst)
+    }
+
+    fn start_put(&self) -> Put<'_> {
+        self.in_flight.fetch_add(1, SeqCst);
+        self.puts.fetch_add(1, SeqCst);
+        Put(self)
+    }
+
+    /// Taken before a read that may find the table empty: `(puts, in_flight)`.
+    fn look(&self) -> (u64, u64) {
+        (self.puts.load(SeqCst), self.in_flight.load(SeqCst))
+    }
+
+    /// The read that began with `look` found the table empty.
+    fn saw_empty(&self, (puts, in_flight): (u64, u64)) {
+        if in_flight == 0 && self.puts.load(SeqCst) == puts {
+            self.empty_at.store(puts, SeqCst);
+        }
+    }
+}
+
 impl SqliteStore {
     pub(crate) async fn span_events_put(
         &self,
@@ -39,7 +99,8 @@ impl SqliteStore {
         }
         let project = project.clone();
         let events = events.to_vec();
-        self.with_writer(move |conn| {
+        self.with_writer_and_state(move |conn, inner| {
+            let _put = inner.events.start_put();
             let tx = conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
@@ -72,13 +133,18 @@ impl SqliteStore {
         if spans.is_empty() {
             return Ok(Vec::new());
         }
+        if self.inner.events.known_empty() {
+            return Ok(Vec::new());
+        }
         let project = project.clone();
         let spans = spans.to_vec();
-        self.with_reader(move |conn| {
+        self.with_reader_and_state(move |conn, inner| {
             // The pipeline asks after every span write; the table is usually empty.
+            let look = inner.events.look();
             let any: bool =
                 conn.query_row("SELECT EXISTS (SELECT 1 FROM span_events)", [], |row| row.get(0))?;
             if !any {
+                inner.events.saw_empty(look);
                 return Ok(Vec::new());
             }
             let mut select = conn.prepare_cached(
@@ -156,4 +222,32 @@ pub(crate) fn delete_before(
         .prepare_cached("DELETE FROM span_events WHERE project = ?1 AND time_ns < ?2")?
         .execute(params![project.as_str(), before_ns])?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventsHint;
+
+    #[test]
+    fn the_hint_says_empty_only_after_an_empty_read_with_no_save_around_it() {
+        let hint = EventsHint::default();
+        assert!(!hint.known_empty(), "rows may exist from before");
+        hint.saw_empty(hint.look());
+        assert!(hint.known_empty());
+
+        let put = hint.start_put();
+        assert!(!hint.known_empty(), "a save makes it unknown");
+        let look = hint.look();
+        hint.saw_empty(look);
+        assert!(!hint.known_empty(), "a save was running: its row may not be visible yet");
+        drop(put);
+
+        let look = hint.look();
+        drop(hint.start_put());
+        hint.saw_empty(look);
+        assert!(!hint.known_empty(), "a save started after the read began");
+
+        hint.saw_empty(hint.look());
+        assert!(hint.known_empty());
+    }
 }

@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_i
 use rust_decimal::Decimal;
 use store::{ApiKeyRecord, WriteStats};
 
+use crate::search::Handoff;
 use crate::{Error, codec};
 
 /// The `spans` columns a span is inserted with, in the order of [`span_values`]; the staged
@@ -246,14 +247,14 @@ pub(crate) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Writes spans in one transaction; returns the stats and the highest rowid inserted (0 when
-/// none was).
+/// Writes spans in one transaction; returns the stats, the highest rowid inserted (0 when
+/// none was) and the inserted spans' searchable text for the indexer.
 /// `records`: each span's record encoded ahead ([`codec::encode`]), else encoded here.
 pub(crate) fn write_spans(
     conn: &mut Connection,
     spans: &[StoredSpan],
     records: Option<&[Vec<u8>]>,
-) -> Result<(WriteStats, i64), Error> {
+) -> Result<(WriteStats, i64, Handoff), Error> {
     let tx = conn.transaction()?;
     let res = match records {
         Some(records) => {
@@ -280,13 +281,14 @@ pub(crate) fn check_records(spans: &[StoredSpan], records: &[Vec<u8>]) -> Result
 }
 
 /// [`write_spans`] inside a transaction the caller commits; each span with its record when
-/// encoded ahead.
+/// encoded ahead. The handoff is for [`crate::search::Shared::written`] once committed.
 pub(crate) fn write_spans_tx<'a>(
     tx: &Transaction<'_>,
     spans: impl Iterator<Item = (&'a StoredSpan, Option<&'a [u8]>)>,
-) -> Result<(WriteStats, i64), Error> {
+) -> Result<(WriteStats, i64, Handoff), Error> {
     let mut res = WriteStats::default();
     let mut max_rowid = 0;
+    let mut handoff = Handoff::default();
     // New spans per trace, in arrival order.
     let mut touched: HashMap<(ProjectId, [u8; 16]), Vec<SpanFacts>> = HashMap::new();
     {
@@ -304,6 +306,7 @@ pub(crate) fn write_spans_tx<'a>(
                 };
                 insert_doc.execute(params![rowid, doc])?;
                 max_rowid = max_rowid.max(rowid);
+                handoff.push(rowid, span.view.searchable_text());
                 touched
                     .entry((span.project.clone(), *span.raw.trace_id.as_bytes()))
                     .or_default()
@@ -314,7 +317,7 @@ pub(crate) fn write_spans_tx<'a>(
         }
     }
     add_to_rollups(tx, touched)?;
-    Ok((res, max_rowid))
+    Ok((res, max_rowid, handoff))
 }
 
 /// Inserts one span; `false` when it was already stored.
