@@ -8,7 +8,7 @@
 //!   stay small and filters scan many per page. Each row also has its retention tier (see
 //!   `retention`).
 //! - `span_docs`: the raw span and its view, together as one blob per span (keyed by the span's
-//!   rowid): JSON compressed with LZ4 (see `codec`).
+//!   rowid): MessagePack compressed with LZ4 (see `codec`; records written before are JSON).
 //!   Raw and view repeat the prompt and completion, and LZ4 removes that repeat, so a typical
 //!   LLM span takes well under half its JSON size. `(project, trace_id, span_id)` is unique, so a
 //!   span that arrives twice is stored once (`INSERT OR IGNORE`).
@@ -378,7 +378,7 @@ impl SqliteStore {
         if spans.is_empty() {
             return Ok(WriteStats::default());
         }
-        // Encoding (JSON + LZ4) and the inserts take tens of milliseconds for a group-committed
+        // Encoding (MessagePack + LZ4) and the inserts take tens of milliseconds for a group-committed
         // batch. On a multi-threaded runtime they run in place, with this worker handed over
         // to the blocking pool (no copy of the batch); elsewhere on the blocking pool.
         let flavor = tokio::runtime::Handle::current().runtime_flavor();

@@ -207,6 +207,7 @@ pub async fn write_and_get_trace_round_trip(store: &dyn Store) {
         KeyValue::string("http.route", "/chat"),
         KeyValue::int("retries", 2),
         KeyValue::new("ratio", AnyValue::Double(0.25)),
+        KeyValue::new("overflow", AnyValue::Double(f64::NEG_INFINITY)),
         KeyValue::new("ok", AnyValue::Bool(true)),
         KeyValue::new("blob", AnyValue::Bytes(vec![0, 1, 255])),
         KeyValue::new(

@@ -96,8 +96,8 @@ fn files(dir: &Path, res: &mut Vec<std::path::PathBuf>) {
 }
 
 /// The bytes of a file plus the decompressed contents of every span document in it: the store
-/// writes each as a version byte `1`, the uncompressed size (u32, little endian) and one LZ4
-/// block. A document may be split over pages, so SQLite files (their WAL included) are also
+/// writes each as a format byte (`2`: MessagePack, whose strings are stored as they are; `1`,
+/// older: JSON), the uncompressed size (u32, little endian) and one LZ4 block. A document may be split over pages, so SQLite files (their WAL included) are also
 /// read through SQLite: every value of every table, blobs in that format decompressed.
 fn readable_contents(path: &Path, bytes: &[u8]) -> (Vec<u8>, usize) {
     let mut res = bytes.to_vec();
@@ -126,7 +126,7 @@ fn readable_contents(path: &Path, bytes: &[u8]) -> (Vec<u8>, usize) {
                     rusqlite::types::ValueRef::Text(text) => res.extend_from_slice(text),
                     rusqlite::types::ValueRef::Blob(blob) => {
                         res.extend_from_slice(blob);
-                        if let Some((1, rest)) = blob.split_first().map(|(v, r)| (*v, r))
+                        if let Some((1 | 2, rest)) = blob.split_first().map(|(v, r)| (*v, r))
                             && let Ok(text) = lz4_flex::decompress_size_prepended(rest)
                         {
                             res.extend_from_slice(&text);
