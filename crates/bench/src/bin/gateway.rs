@@ -44,6 +44,33 @@ const USAGE: &str = "usage: loupe-bench-gateway [--upstream URL] [--gateway URL 
                      loupe-bench-gateway serve --upstream URL --data-dir DIR\n       \
                      loupe-bench-gateway forward --upstream URL [--hyper]";
 
+const HELP: &str =
+    "Measure the latency Loupe's recording gateway adds over calling the same upstream directly.
+
+Start the shared mock upstream first: /work/shared/bench/mock-upstream/start.sh
+
+Options:
+  --upstream URL          the mock upstream (default http://127.0.0.1:18080)
+  --gateway URL           measure a running `loupe serve` instead of starting one; needs
+  --gateway-pid PID       its process id (for its memory) and the routes `mock` and `mockstream`
+  --fixtures DIR          the upstream's recorded responses (default: the mock's fixtures)
+  --rates 1000,5000       open-loop request rates to measure, per second
+  --secs N                seconds per rate and scenario (default 10)
+  --concurrency N         callers for the maximum-throughput run (default 32)
+  --baseline NAME=URL     also measure another pass-through proxy to the same upstream
+                          (repeatable; bench/floor.sh adds nginx this way)
+  --no-forwarder          skip the bare axum + reqwest forwarder measured by default
+  --hyper-forwarder       also measure a bare forwarder on hyper alone
+  --litellm URL           also measure a running LiteLLM proxy (bench/litellm.sh starts one)
+  --litellm-rate N        the rate LiteLLM is compared at (default 25)
+  -h, --help              print this help
+
+Subcommands (started by the bench itself):
+  serve --upstream URL --data-dir DIR    the gateway under test, recording into SQLite
+  forward --upstream URL [--hyper]       a bare forwarder, the floor of any proxy hop
+
+Example: cargo run --release -p bench --bin loupe-bench-gateway -- --rates 1000 --secs 5";
+
 struct Args {
     upstream: String,
     gateway: Option<String>,
@@ -105,6 +132,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
 
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1).peekable();
+    if std::env::args().skip(1).any(|arg| arg == "-h" || arg == "--help") {
+        println!("{HELP}");
+        return std::process::ExitCode::SUCCESS;
+    }
     let res = match args.peek().map(String::as_str) {
         Some("serve") => {
             args.next();
