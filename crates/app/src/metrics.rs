@@ -222,6 +222,25 @@ impl Collector for PipelineCollector {
                 encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(descriptor.encode_family(&labels)?)?;
         }
+        for metric in self.pipeline.store().backend_metrics() {
+            if metric.counter {
+                let counter = ConstCounter::new(metric.value);
+                counter.encode(encoder.encode_descriptor(
+                    metric.name,
+                    metric.help,
+                    None,
+                    counter.metric_type(),
+                )?)?;
+            } else {
+                let gauge = ConstGauge::new(i64::try_from(metric.value).unwrap_or(i64::MAX));
+                gauge.encode(encoder.encode_descriptor(
+                    metric.name,
+                    metric.help,
+                    None,
+                    gauge.metric_type(),
+                )?)?;
+            }
+        }
         let busy = ConstCounter::new(stats.busy_seconds);
         busy.encode(encoder.encode_descriptor(
             "loupe_writer_busy_seconds",

@@ -410,6 +410,24 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn backend_metrics(&self) -> Vec<store::BackendMetric> {
+        let (behind, dropped) = self.inner.indexer.shared().lag();
+        vec![
+            store::BackendMetric {
+                name: "loupe_sqlite_index_lag_spans",
+                help: "Spans stored but not in the full-text index yet (search waits up to 2 s for them)",
+                value: behind,
+                counter: false,
+            },
+            store::BackendMetric {
+                name: "loupe_sqlite_index_handoffs_dropped",
+                help: "Batches whose text did not fit the indexer's queue and were read back from the database",
+                value: dropped,
+                counter: true,
+            },
+        ]
+    }
+
     async fn write_spans(&self, spans: &[StoredSpan]) -> store::Result<WriteStats> {
         self.write_with_records(spans, None).await
     }

@@ -85,6 +85,8 @@ struct State {
     /// Handoffs not indexed yet, in commit order, and the bytes of text they hold.
     handoffs: VecDeque<Handoff>,
     handoff_bytes: usize,
+    /// Handoffs dropped because the queue was full (their spans were read back instead).
+    handoffs_dropped: u64,
 }
 
 impl State {
@@ -136,6 +138,8 @@ impl Shared {
             if state.handoff_bytes + bytes <= MAX_HANDOFF_BYTES {
                 state.handoff_bytes += bytes;
                 state.handoffs.push_back(handoff);
+            } else {
+                state.handoffs_dropped += 1;
             }
         }
         if max_rowid > state.target {
@@ -172,6 +176,14 @@ impl Shared {
 
     pub(crate) fn indexed_upto(&self) -> i64 {
         self.lock().indexed_upto
+    }
+
+    /// `(spans written but not indexed yet, handoffs dropped)`. Rowids are handed out in order,
+    /// so the first is the distance between the two high-water marks.
+    pub(crate) fn lag(&self) -> (u64, u64) {
+        let state = self.lock();
+        let behind = u64::try_from(state.target - state.indexed_upto).unwrap_or(0);
+        (behind, state.handoffs_dropped)
     }
 
     /// Takes the index lock to change the index besides the indexer, dropping the waiting
@@ -468,7 +480,7 @@ mod tests {
         big.push(1, "x".repeat(MAX_HANDOFF_BYTES));
         shared.written(1, Some(big));
         assert!(shared.lock().handoffs.is_empty(), "over the bound: left to the database");
-        assert_eq!(shared.lock().target, 1, "the write still counts");
+        assert_eq!(shared.lag(), (1, 1), "the write still counts, and the drop is counted");
         shared.written(2, Some(handoff(2, 2, &[2])));
         shared.written(3, None);
         assert_eq!(queued(&shared.lock()), [(2, 2)]);

@@ -59,12 +59,28 @@ impl Error {
     }
 }
 
+/// One of a backend's own figures for `/metrics`, e.g. how far a background index lags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendMetric {
+    /// The series name, without the `_total` a counter gets.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: u64,
+    /// A counter (only goes up) rather than a gauge.
+    pub counter: bool,
+}
+
 /// A trace store. All methods are project-scoped: no call can read or change another project's
 /// records.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A short name for logs and `/metrics` (`sqlite`, `clickhouse`).
     fn backend_name(&self) -> &'static str;
+
+    /// The backend's own figures for `/metrics`; none by default. Cheap: called on every scrape.
+    fn backend_metrics(&self) -> Vec<BackendMetric> {
+        Vec::new()
+    }
 
     /// Writes a batch durably: when this returns `Ok`, every span in it survives a crash of the
     /// process. Spans already stored (same project, trace id and span id) are skipped, not

@@ -90,6 +90,10 @@ impl Store for SealingStore {
         self.inner.backend_name()
     }
 
+    fn backend_metrics(&self) -> Vec<store::BackendMetric> {
+        self.inner.backend_metrics()
+    }
+
     async fn write_spans(&self, spans: &[StoredSpan]) -> store::Result<WriteStats> {
         // Batches of apps that send no user ids, and batches the pipeline sealed already
         // (`seal_spans`), have nothing to seal: no copy then.

@@ -129,4 +129,13 @@ async fn metrics_endpoint_counts_ingest() {
         .parse()
         .expect("a number");
     assert!(busy > 0.0 && busy < 60.0, "the writer wrote one group: {busy} s");
+    for needle in
+        ["\nloupe_sqlite_index_lag_spans ", "\nloupe_sqlite_index_handoffs_dropped_total 0\n"]
+    {
+        assert!(text.contains(needle), "{needle} missing from /metrics:\n{text}");
+    }
+    // Full-text search waits for the index, after which no span is behind it.
+    app.get("/api/v1/spans?q=refund", &[]).await.assert_status(200);
+    let text = app.get("/metrics", &[]).await.text();
+    assert!(text.contains("\nloupe_sqlite_index_lag_spans 0\n"), "index caught up:\n{text}");
 }
