@@ -27,7 +27,7 @@ use store::Store;
 
 use super::config::SampleConfig;
 use super::latency::LatencyEstimator;
-use super::sample::{DecisionInputs, decide, feedback_from_record, feedback_from_spans};
+use super::sample::{Decision, DecisionInputs, decide, feedback_from_record, feedback_from_spans};
 use crate::Error;
 use crate::processors::ProcessorCounter;
 
@@ -181,6 +181,8 @@ impl SamplerCore {
             // The stored traces dropped in this batch, by project: one delete (one write
             // transaction) per project and batch rather than one per trace.
             let mut to_delete: Vec<(ProjectId, Vec<TraceId>)> = Vec::new();
+            // Counted once recorded, so `/metrics` never shows a decision the store lacks.
+            let mut to_count: Vec<Decision> = Vec::new();
             // One read per project and batch, not two per trace.
             for (project, trace_ids) in by_project(ready) {
                 let traces = self
@@ -190,7 +192,12 @@ impl SamplerCore {
                     .map_err(Error::Store)?;
                 let mut dropped = Vec::new();
                 for (trace_id, (spans, feedback)) in trace_ids.into_iter().zip(traces) {
-                    let keep = !spans.is_empty() && self.decide_one(&spans, feedback);
+                    let keep = !spans.is_empty() && {
+                        let decision = self.decide_one(&spans, feedback);
+                        let keep = decision.keep;
+                        to_count.push(decision);
+                        keep
+                    };
                     if !spans.is_empty() && !keep {
                         dropped.push(trace_id);
                     }
@@ -216,6 +223,7 @@ impl SamplerCore {
                 self.counters.spans_deleted.fetch_add(n_deleted, Ordering::Relaxed);
             }
             self.store.record_sampling_decisions(&decisions).await.map_err(Error::Store)?;
+            to_count.iter().for_each(|decision| self.count(decision));
             if let Some(pipeline) = &self.events {
                 pipeline.merge_events(kept_spans).await?;
             }
@@ -228,8 +236,8 @@ impl SamplerCore {
     }
 
     /// Decides one stored trace, given its stored feedback records (people, evaluators over
-    /// the API), and counts the decision.
-    fn decide_one(&self, spans: &[StoredSpan], records: Vec<Feedback>) -> bool {
+    /// the API).
+    fn decide_one(&self, spans: &[StoredSpan], records: Vec<Feedback>) -> Decision {
         let mut feedback = feedback_from_spans(spans);
         feedback.extend(records.iter().flat_map(feedback_from_record));
         let root = spans
@@ -250,6 +258,11 @@ impl SamplerCore {
             let mut latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
             latency.observe(name, end.saturating_sub(start));
         }
+        decision
+    }
+
+    /// Counts a recorded decision.
+    fn count(&self, decision: &Decision) {
         let c = &self.counters;
         match decision.keep {
             true => c.traces_kept.fetch_add(1, Ordering::Relaxed),
@@ -261,7 +274,6 @@ impl SamplerCore {
                 false => dropped.fetch_add(1, Ordering::Relaxed),
             };
         }
-        decision.keep
     }
 }
 
