@@ -378,8 +378,8 @@ impl SqliteStore {
         if spans.is_empty() {
             return Ok(WriteStats::default());
         }
-        // Encoding (MessagePack + LZ4) and the inserts take tens of milliseconds for a group-committed
-        // batch. On a multi-threaded runtime they run in place, with this worker handed over
+        // Encoding (MessagePack + LZ4) and the inserts take tens of milliseconds for a
+        // group-committed batch. On a multi-threaded runtime they run in place, with this worker handed over
         // to the blocking pool (no copy of the batch); elsewhere on the blocking pool.
         let flavor = tokio::runtime::Handle::current().runtime_flavor();
         if flavor == tokio::runtime::RuntimeFlavor::MultiThread {

@@ -97,8 +97,9 @@ fn files(dir: &Path, res: &mut Vec<std::path::PathBuf>) {
 
 /// The bytes of a file plus the decompressed contents of every span document in it: the store
 /// writes each as a format byte (`2`: MessagePack, whose strings are stored as they are; `1`,
-/// older: JSON), the uncompressed size (u32, little endian) and one LZ4 block. A document may be split over pages, so SQLite files (their WAL included) are also
-/// read through SQLite: every value of every table, blobs in that format decompressed.
+/// older: JSON), the uncompressed size (u32, little endian) and one LZ4 block. A document may
+/// be split over pages, so SQLite files (their WAL included) are also read through SQLite:
+/// every value of every table, blobs in that format decompressed.
 fn readable_contents(path: &Path, bytes: &[u8]) -> (Vec<u8>, usize) {
     let mut res = bytes.to_vec();
     let is_database = path.extension().is_some_and(|e| e == "db");

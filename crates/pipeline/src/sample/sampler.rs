@@ -192,12 +192,9 @@ impl SamplerCore {
                     .map_err(Error::Store)?;
                 let mut dropped = Vec::new();
                 for (trace_id, (spans, feedback)) in trace_ids.into_iter().zip(traces) {
-                    let keep = !spans.is_empty() && {
-                        let decision = self.decide_one(&spans, feedback);
-                        let keep = decision.keep;
-                        to_count.push(decision);
-                        keep
-                    };
+                    let decision = (!spans.is_empty()).then(|| self.decide_one(&spans, feedback));
+                    let keep = decision.as_ref().is_some_and(|it| it.keep);
+                    to_count.extend(decision);
                     if !spans.is_empty() && !keep {
                         dropped.push(trace_id);
                     }

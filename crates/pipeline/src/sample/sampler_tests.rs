@@ -112,6 +112,37 @@ type = "probabilistic"
 sampling_percentage = 0
 "#;
 
+/// A decision the store could not record is not counted: `/metrics` never shows a kept trace
+/// that cannot be read yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_are_counted_once_recorded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    let core = sampler(&store, POLICIES);
+    core.run_pass(LATER_NS).await.expect("pass");
+    let error = r#","status":{"code":2}"#;
+    store.write_spans(&stored(&[span(TRACE_ERROR, 1, None, error)])).await.expect("write");
+    let conn = rusqlite::Connection::open(dir.path().join(store_sqlite::DB_FILE_NAME))
+        .expect("open the database beside the store");
+    conn.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON sampling_decisions
+         BEGIN SELECT RAISE(FAIL, 'refused by the test'); END;",
+    )
+    .expect("trigger");
+    core.run_pass(LATER_NS).await.expect_err("recording the decision fails");
+    let stats = core.stats();
+    assert_eq!(
+        (stats.traces_kept, stats.traces_dropped),
+        (0, 0),
+        "nothing recorded, nothing counted"
+    );
+
+    conn.execute_batch("DROP TRIGGER refuse").expect("drop trigger");
+    core.run_pass(LATER_NS).await.expect("pass");
+    let stats = core.stats();
+    assert_eq!((stats.traces_kept, stats.traces_dropped), (1, 0));
+}
+
 #[tokio::test]
 async fn decide_after_write_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
