@@ -213,20 +213,27 @@ pub(crate) fn trace_feedback(
     )
 }
 
+/// Span entries whose span is not stored: looked up by span-id token in the index in
+/// `search.db` (up to `indexed_upto`) and among the spans after it, not indexed yet.
 fn pending_feedback(
     conn: &Connection,
     project: &ProjectId,
     created_before_ns: UnixNanos,
     limit: u32,
+    indexed_upto: i64,
 ) -> Result<Vec<Feedback>, Error> {
     feedback_rows(
         conn,
         "SELECT doc FROM feedback f WHERE f.project = ?1 AND f.target_kind = 'span'
              AND f.created_ns < ?2
-             AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.project = f.project
+             AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.id IN (
+                     SELECT rowid FROM search.spans_fts
+                     WHERE spans_fts MATCH '\"' || char(57344) || 's' || lower(hex(f.span_id)) || '\"')
+                 AND s.project = f.project AND s.span_id = f.span_id)
+             AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.id > ?4 AND s.project = f.project
                  AND s.span_id = f.span_id)
          ORDER BY f.created_ns, f.id LIMIT ?3",
-        params![project.as_str(), to_i64(created_before_ns), limit.clamp(1, 1000)],
+        params![project.as_str(), to_i64(created_before_ns), limit.clamp(1, 1000), indexed_upto],
     )
 }
 
@@ -292,8 +299,11 @@ impl SqliteStore {
         limit: u32,
     ) -> store::Result<Vec<Feedback>> {
         let project = project.clone();
-        self.with_reader(move |conn| pending_feedback(conn, &project, created_before_ns, limit))
-            .await
+        self.with_reader_and_state(move |conn, inner| {
+            let indexed_upto = inner.indexer.shared().indexed_upto();
+            pending_feedback(conn, &project, created_before_ns, limit, indexed_upto)
+        })
+        .await
     }
 
     pub(crate) async fn feedback_delete(

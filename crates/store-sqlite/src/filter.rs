@@ -177,17 +177,36 @@ pub(crate) fn like_pattern(glob: &str) -> String {
     res
 }
 
-/// A value as text, for text columns and globs.
-/// The user a filter requires when one of its top-level conjuncts is `user = "x"`: the caller
-/// adds a plain `s.user = ?` term, which the partial index `spans_by_user` serves, so a rare
-/// user is found without scanning every span or trace. (The comparison itself is written as
-/// `COALESCE(s.user = ?, 0)`, which no index serves.)
-pub(crate) fn required_user(expr: &Expr) -> Option<String> {
-    match expr {
-        Expr::Cmp { field: Field::User, op: CmpOp::Eq, value } => Some(value_text(value)),
-        Expr::And(items) => items.iter().find_map(required_user),
-        _ => None,
+/// A key the index in `search.db` finds spans by (see `search.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SpanKey {
+    SpanId([u8; 8]),
+    User(String),
+}
+
+/// The key a filter requires when one of its top-level conjuncts is `span_id = "…"` (a valid
+/// id) or, failing that, `user = "x"`: the caller limits the query to the spans with that key
+/// from the index (see `read.rs`), so they are found without scanning every span or trace.
+/// (The comparison itself is written as `COALESCE(s.user = ?, 0)`, which no index serves.)
+pub(crate) fn required_key(expr: &Expr) -> Option<SpanKey> {
+    fn span_id(expr: &Expr) -> Option<[u8; 8]> {
+        match expr {
+            Expr::Cmp { field: Field::SpanId, op: CmpOp::Eq, value } => {
+                let bytes = hex_id(&value_text(value).to_ascii_lowercase(), SpanId::LEN)?;
+                bytes.try_into().ok()
+            }
+            Expr::And(items) => items.iter().find_map(span_id),
+            _ => None,
+        }
     }
+    fn user(expr: &Expr) -> Option<String> {
+        match expr {
+            Expr::Cmp { field: Field::User, op: CmpOp::Eq, value } => Some(value_text(value)),
+            Expr::And(items) => items.iter().find_map(user),
+            _ => None,
+        }
+    }
+    span_id(expr).map(SpanKey::SpanId).or_else(|| user(expr).map(SpanKey::User))
 }
 
 /// Whether one of a filter's top-level conjuncts is `status = error`: such a trace has errored
@@ -202,6 +221,7 @@ pub(crate) fn requires_error(expr: &Expr) -> bool {
     }
 }
 
+/// A value as text, for text columns and globs.
 pub(crate) fn value_text(value: &Value) -> String {
     match value {
         Value::Str(text) => text.clone(),

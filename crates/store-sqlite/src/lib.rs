@@ -467,7 +467,7 @@ impl Store for SqliteStore {
         let (project, query) = (project.clone(), query.clone());
         self.with_reader_and_state(move |conn, inner| {
             wait_for_index(conn, inner, query.filter.as_ref())?;
-            read::search_spans(conn, &project, &query)
+            read::search_spans(conn, &project, &query, inner.indexer.shared().indexed_upto())
         })
         .await
     }
@@ -480,7 +480,7 @@ impl Store for SqliteStore {
         let (project, query) = (project.clone(), query.clone());
         self.with_reader_and_state(move |conn, inner| {
             wait_for_index(conn, inner, query.filter.as_ref())?;
-            read::search_traces(conn, &project, &query)
+            read::search_traces(conn, &project, &query, inner.indexer.shared().indexed_upto())
         })
         .await
     }

@@ -12,9 +12,9 @@ use store::{
     SpanQuery, TimeRange, TraceQuery, TraceSummary,
 };
 
-use crate::filter::{DOC_OF_SPAN, Sql, expr_sql, required_user, requires_error};
+use crate::filter::{DOC_OF_SPAN, SpanKey, Sql, expr_sql, required_key, requires_error};
 use crate::write::{parse_decimal, to_i64};
-use crate::{Error, codec};
+use crate::{Error, codec, search};
 
 const MAX_LIMIT: u32 = 1000;
 const DEFAULT_LIMIT: u32 = 50;
@@ -95,13 +95,41 @@ fn parse_trace_cursor(cursor: &Cursor) -> Result<(i64, Vec<u8>), Error> {
     Ok((start.parse().map_err(|_| bad_cursor(cursor))?, trace_id.as_bytes().to_vec()))
 }
 
+/// A query for `column` (`id` or `trace_id`) of the spans of `project` that may have `key`:
+/// those the index in `search.db` has the key's token for (up to `upto`, its `indexed_upto`)
+/// and those after `upto` with the key, not indexed yet (a short range of rowids). Read in one
+/// statement, whose snapshot of `search.db` is at least as new as `upto`, so no span is missed.
+/// The caller's filter keeps the comparison itself, so text that forges a token finds nothing.
+fn key_spans(out: &mut Sql, column: &str, project: &ProjectId, key: &SpanKey, upto: i64) {
+    let (token, key_column, value) = match key {
+        SpanKey::SpanId(id) => (search::span_id_token(id), "span_id", SqlValue::Blob(id.to_vec())),
+        SpanKey::User(user) => (search::user_token(user), "user", SqlValue::Text(user.clone())),
+    };
+    let project = SqlValue::Text(project.as_str().to_owned());
+    out.push(&format!(
+        "SELECT {column} FROM spans WHERE id IN (
+             SELECT rowid FROM search.spans_fts WHERE spans_fts MATCH "
+    ));
+    out.param(SqlValue::Text(search::token_query(&token)));
+    out.push(") AND project = ");
+    out.param(project.clone());
+    out.push(&format!(" UNION ALL SELECT {column} FROM spans WHERE id > "));
+    out.param(SqlValue::Integer(upto));
+    out.push(" AND project = ");
+    out.param(project);
+    out.push(&format!(" AND {key_column} = "));
+    out.param(value);
+}
+
 const SPANS_FROM: &str =
     "FROM spans s LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id";
 
+/// `indexed_upto`: how far the index in `search.db` goes (see [`key_spans`]).
 pub(crate) fn search_spans(
     conn: &Connection,
     project: &ProjectId,
     query: &SpanQuery,
+    indexed_upto: i64,
 ) -> Result<Page<StoredSpan>, Error> {
     let limit = page_size(query.limit);
     let mut filter = Sql::default();
@@ -109,9 +137,10 @@ pub(crate) fn search_spans(
     filter.param(SqlValue::Text(project.as_str().to_owned()));
     time_sql(&query.time, "s.start_ns", &mut filter);
     if let Some(expr) = &query.filter {
-        if let Some(user) = required_user(expr) {
-            filter.push(" AND s.user = ");
-            filter.param(SqlValue::Text(user));
+        if let Some(key) = required_key(expr) {
+            filter.push(" AND s.id IN (");
+            key_spans(&mut filter, "id", project, &key, indexed_upto);
+            filter.push(")");
         }
         filter.push(" AND ");
         expr_sql(expr, &mut filter)?;
@@ -203,10 +232,12 @@ fn finish_summary(
     Ok(summary)
 }
 
+/// `indexed_upto`: how far the index in `search.db` goes (see [`key_spans`]).
 pub(crate) fn search_traces(
     conn: &Connection,
     project: &ProjectId,
     query: &TraceQuery,
+    indexed_upto: i64,
 ) -> Result<Page<TraceSummary>, Error> {
     let limit = page_size(query.limit);
     let mut filter = Sql::default();
@@ -214,12 +245,10 @@ pub(crate) fn search_traces(
     filter.param(SqlValue::Text(project.as_str().to_owned()));
     time_sql(&query.time, "t.start_ns", &mut filter);
     if let Some(expr) = &query.filter {
-        if let Some(user) = required_user(expr) {
-            // The user's traces from the index first; the EXISTS below keeps the semantics.
-            filter.push(" AND t.trace_id IN (SELECT u.trace_id FROM spans u WHERE u.project = ");
-            filter.param(SqlValue::Text(project.as_str().to_owned()));
-            filter.push(" AND u.user = ");
-            filter.param(SqlValue::Text(user));
+        if let Some(key) = required_key(expr) {
+            // The key's traces from the index first; the EXISTS below keeps the semantics.
+            filter.push(" AND t.trace_id IN (");
+            key_spans(&mut filter, "trace_id", project, &key, indexed_upto);
             filter.push(")");
         }
         if requires_error(expr) {
@@ -250,10 +279,10 @@ pub(crate) fn search_traces(
         sql.param(SqlValue::Blob(trace_id));
         sql.push("))");
     }
-    // With a required user, the user's few traces come from the index by primary key, then are
-    // sorted; ordering by an expression stops the planner from walking every trace by time.
-    let by_user = query.filter.as_ref().is_some_and(|expr| required_user(expr).is_some());
-    let order = if by_user { "t.start_ns + 0" } else { "t.start_ns" };
+    // With a required key, its few traces come from the index by primary key, then are sorted;
+    // ordering by an expression stops the planner from walking every trace by time.
+    let by_key = query.filter.as_ref().is_some_and(|expr| required_key(expr).is_some());
+    let order = if by_key { "t.start_ns + 0" } else { "t.start_ns" };
     let text = format!(
         "SELECT {TRACE_COLUMNS} FROM traces t WHERE {}
          ORDER BY {order} DESC, t.trace_id DESC LIMIT {}",

@@ -6,8 +6,9 @@
 //! - `spans.tier`: the span's [`RetentionTier`] number (0 full, 1 structure, 2 fingerprints),
 //!   indexed by `spans_by_tier (project, tier, start_ns)`, so the next retention work of a tier
 //!   is one short index range per lower tier, oldest first.
-//! - `spans_by_user (project, user, trace_id)`, partial on spans with a user, so erasure pages
-//!   through a user's traces without scanning the project.
+//! - A user's spans are found by their user token in the index in `search.db` (see
+//!   `search.rs`; schema version 6 had `spans_by_user` in `loupe.db`, version 10 dropped it),
+//!   so erasure finds a user's traces without scanning the project.
 //! - `state`: small named values per project (see `state.rs`).
 //!
 //! # Bounded work
@@ -38,8 +39,10 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::RetentionTier;
 
+use crate::search::Entry;
 use crate::write::{
-    RAW_COLUMNS, VIEW_COLUMNS, raw_values, rebuild_rollup, set_clause, to_i64, view_values,
+    RAW_COLUMNS, VIEW_COLUMNS, index_entry, raw_values, rebuild_rollup, set_clause, to_i64,
+    view_values,
 };
 use crate::{Error, Inner, SqliteStore, codec, sampling, search};
 
@@ -197,18 +200,27 @@ impl SqliteStore {
         limit: u32,
     ) -> store::Result<Vec<TraceId>> {
         let (project, users) = (project.clone(), users.to_vec());
-        self.with_reader(move |conn| {
+        self.with_reader_and_state(move |conn, inner| {
+            let indexed_upto = inner.indexer.shared().indexed_upto();
             let after: Vec<u8> = after.map(|id| id.as_bytes().to_vec()).unwrap_or_default();
-            // One ordered range of `spans_by_user` per user, merged here.
+            // Per user: the indexed spans with the user's token, and the spans not indexed yet;
+            // merged here.
             let mut select = conn.prepare_cached(
-                "SELECT DISTINCT trace_id FROM spans
-                 WHERE project = ?1 AND user = ?2 AND trace_id > ?3
+                "SELECT trace_id FROM spans WHERE id IN (
+                         SELECT rowid FROM search.spans_fts WHERE spans_fts MATCH ?6)
+                     AND project = ?1 AND user = ?2 AND trace_id > ?3
+                 UNION
+                 SELECT trace_id FROM spans
+                     WHERE id > ?5 AND project = ?1 AND user = ?2 AND trace_id > ?3
                  ORDER BY trace_id LIMIT ?4",
             )?;
             let mut ids: BTreeSet<Vec<u8>> = BTreeSet::new();
             for user in &users {
-                let found = select
-                    .query_map(params![project.as_str(), user, after, limit], |row| row.get(0))?;
+                let token = search::token_query(&search::user_token(user));
+                let found = select.query_map(
+                    params![project.as_str(), user, after, limit, indexed_upto, token],
+                    |row| row.get(0),
+                )?;
                 for id in found {
                     ids.insert(id?);
                 }
@@ -250,13 +262,13 @@ fn truncate_wal(conn: &Connection, path: &std::path::Path) -> Result<(), Error> 
     Ok(())
 }
 
-/// Rewrites one batch in one transaction; returns the rowids rewritten with their new
-/// searchable text, for the full-text index.
+/// Rewrites one batch in one transaction; returns the spans rewritten with their new
+/// searchable text and user, for the indexes in `search.db`.
 fn rewrite_batch(
     conn: &mut Connection,
     spans: &[StoredSpan],
     tier: RetentionTier,
-) -> Result<Vec<(i64, String)>, Error> {
+) -> Result<Vec<Entry>, Error> {
     let tx = conn.transaction()?;
     let mut texts = Vec::new();
     let mut touched: BTreeSet<(ProjectId, [u8; 16])> = BTreeSet::new();
@@ -295,7 +307,7 @@ fn rewrite_batch(
                 .chain([ToSqlOutput::from(i64::from(tier.as_u8()))]);
             update.execute(params_from_iter(values))?;
             update_doc.execute(params![id, codec::encode(raw, view)?])?;
-            texts.push((id, view.searchable_text()));
+            texts.push(index_entry(id, span));
             touched.insert((span.project.clone(), *raw.trace_id.as_bytes()));
         }
     }

@@ -592,7 +592,7 @@ fn delete(conn: &mut Connection, inner: &Inner, keys: &BTreeSet<TraceKey>) -> Re
     Ok(rowids.len() as u64)
 }
 
-/// Deletes the full-text entries of deleted spans from `search.db`.
+/// Deletes the index rows of deleted spans from `search.db`.
 pub(crate) fn delete_index_entries(inner: &Inner, rowids: &[i64]) -> Result<(), Error> {
     let _guard = inner.indexer.shared().lock_index();
     let conn = crate::search::open_writer(&inner.search_path)?;

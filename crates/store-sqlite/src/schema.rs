@@ -18,6 +18,8 @@ use crate::Error;
 /// Version 7 adds recorded eval runs (see `evals.rs`).
 /// Version 8 adds span events waiting for their span (see `span_events.rs`).
 /// Version 9 adds spans staged for a tail-sampling decision (see `sampling.rs`).
+/// Version 10 drops the span-id and user indexes of `spans`: they are kept in `search.db`
+/// (see `search.rs`).
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1),
     (2, crate::feedback::MIGRATION),
@@ -28,13 +30,21 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, crate::evals::MIGRATION),
     (8, crate::span_events::MIGRATION),
     (9, crate::sampling::STAGING_MIGRATION),
+    (10, V10),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST_VERSION: i64 = 9;
+pub(crate) const LATEST_VERSION: i64 = 10;
 
 /// The full-text index is rebuilt in `search.db` from the stored spans at open.
 const V3: &str = "DROP TABLE IF EXISTS spans_fts;";
+
+/// Their keys are random, so every commit rewrote pages all over them; `search.db` has them
+/// now, maintained off the acknowledged path (its index version 2 rebuilds them at open).
+const V10: &str = "
+DROP INDEX IF EXISTS spans_by_span_id;
+DROP INDEX IF EXISTS spans_by_user;
+";
 
 /// Filters and roll-ups scan `spans`; without the records (about 2 KB each for an LLM call)
 /// its rows are small and many fit in a page. `span_docs.id` is the span's rowid.

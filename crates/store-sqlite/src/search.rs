@@ -1,12 +1,24 @@
-//! The full-text index and the background thread that maintains it (and checkpoints the WAL).
+//! The span indexes kept apart from the spans, and the background thread that maintains them
+//! (and checkpoints the WAL).
 //!
-//! The index lives in its own file, `search.db`: an FTS5 table (contentless, no positions) of
-//! each span's searchable text keyed by the span's rowid in `loupe.db`, plus `indexed_upto`, the
-//! highest rowid indexed, updated in the same transaction. It is derived data: a write is
-//! acknowledged once its spans are in `loupe.db`, and the indexer thread catches up behind it,
-//! writing to a different file, so indexing runs in parallel with span writes instead of inside
-//! them. After a crash (or if the file is deleted or from another index version) it catches up
-//! or rebuilds from the stored spans at open.
+//! They live in their own file, `search.db`: `spans_fts`, an FTS5 table (contentless, no
+//! positions) keyed by the span's rowid in `loupe.db`, and `indexed_upto`, the highest rowid
+//! indexed, updated in the same transaction. Each span's row holds its searchable text and two
+//! key tokens: its span id ([`span_id_token`]) and its user ([`user_token`]). Those make the
+//! index of spans by span id (feedback waiting for its span, `span_id = …` lookups) and by user
+//! (the `user = "x"` filter, erasure). The key tokens start with U+E000, a private-use
+//! character the tokenizer keeps inside tokens and a full-text query never has (its words are
+//! alphanumeric), so searches cannot match them; and every lookup checks the `spans` columns,
+//! so text that forges a key token finds nothing.
+//!
+//! All of it is derived data: a write is acknowledged once its spans are in `loupe.db`, and the
+//! indexer thread catches up behind it, writing to a different file, so indexing runs in
+//! parallel with span writes instead of inside them. The span-id and user lookups are here for
+//! that reason: as B-tree indexes of `spans` their keys were random, so every commit rewrote
+//! pages all over them on the path every acknowledgement waits for, while FTS5 writes in
+//! sorted segments that it merges in the background (BENCHMARKS.md). After a crash (or if the
+//! file is deleted or from another index version) the indexer catches up or rebuilds from the
+//! stored spans at open.
 //!
 //! **Deletes leave nothing behind:** every connection that writes the file runs with
 //! `PRAGMA secure_delete = ON` (freed space and pages are zeroed), and the table has FTS5's
@@ -23,7 +35,9 @@
 //!
 //! **Lag:** a full-text query first waits until the index covers every span stored when the
 //! query started (at most [`MAX_WAIT`]), so a search sees all spans acknowledged before it;
-//! under sustained overload it may miss the newest spans after that wait.
+//! under sustained overload it may miss the newest spans after that wait. Key lookups do not
+//! wait and miss nothing: they read the index up to `indexed_upto` and scan the spans after it
+//! in `loupe.db` (a short range of rowids), in one statement.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -38,7 +52,7 @@ use crate::{Error, codec};
 pub(crate) const SEARCH_FILE_NAME: &str = "search.db";
 
 /// Bumped when the index's content or tokenizer changes; a different version is rebuilt.
-const INDEX_VERSION: i64 = 1;
+const INDEX_VERSION: i64 = 2;
 
 /// The longest a full-text query waits for the index to catch up.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(2);
@@ -49,29 +63,75 @@ const INDEX_BATCH: i64 = 2000;
 /// The most text waiting in handoffs; past it, handoffs are dropped (see the module docs).
 const MAX_HANDOFF_BYTES: usize = 16 << 20;
 
-/// The searchable text of the spans one transaction inserted, which got the consecutive rowids
-/// `first..=last` (spans without text are left out of `texts`).
+/// The first character of key tokens (see the module docs).
+const KEY_MARK: char = '\u{E000}';
+
+/// The token that indexes a span by its span id.
+pub(crate) fn span_id_token(span_id: &[u8]) -> String {
+    format!("{KEY_MARK}s{}", hex::encode(span_id))
+}
+
+/// The token that indexes a span by its user (hex, so any user id is one token, exactly).
+pub(crate) fn user_token(user: &str) -> String {
+    format!("{KEY_MARK}u{}", hex::encode(user))
+}
+
+/// A `MATCH` query for exactly `token`.
+pub(crate) fn token_query(token: &str) -> String {
+    format!("\"{token}\"")
+}
+
+/// What the index holds of one span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The span's rowid in `loupe.db`.
+    pub(crate) id: i64,
+    pub(crate) span_id: [u8; 8],
+    pub(crate) user: Option<String>,
+    /// Its searchable text; empty for none.
+    pub(crate) text: String,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        self.text.len() + self.user.as_ref().map_or(0, String::len) + 48
+    }
+
+    /// The indexed text: the searchable text and the key tokens.
+    fn indexed(&self) -> String {
+        let mut res = String::with_capacity(self.text.len() + 64);
+        res.push_str(&self.text);
+        res.push(' ');
+        res.push_str(&span_id_token(&self.span_id));
+        if let Some(user) = &self.user {
+            res.push(' ');
+            res.push_str(&user_token(user));
+        }
+        res
+    }
+}
+
+/// The index entries of the spans one transaction inserted, which got the consecutive rowids
+/// `first..=last`.
 #[derive(Debug, Default)]
 pub(crate) struct Handoff {
     pub(crate) first: i64,
     pub(crate) last: i64,
-    pub(crate) texts: Vec<(i64, String)>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 impl Handoff {
-    /// Adds the span just inserted with `rowid`.
-    pub(crate) fn push(&mut self, rowid: i64, text: String) {
+    /// Adds the span just inserted.
+    pub(crate) fn push(&mut self, entry: Entry) {
         if self.first == 0 {
-            self.first = rowid;
+            self.first = entry.id;
         }
-        self.last = rowid;
-        if !text.is_empty() {
-            self.texts.push((rowid, text));
-        }
+        self.last = entry.id;
+        self.entries.push(entry);
     }
 
     fn bytes(&self) -> usize {
-        self.texts.iter().map(|(_, text)| text.len() + 8).sum()
+        self.entries.iter().map(Entry::bytes).sum()
     }
 }
 
@@ -101,7 +161,7 @@ impl State {
             self.handoff_bytes -= handoff.bytes();
             if handoff.last > self.indexed_upto {
                 let upto = self.indexed_upto;
-                handoff.texts.retain(|(rowid, _)| *rowid > upto);
+                handoff.entries.retain(|entry| entry.id > upto);
                 handoff.first = upto + 1;
                 return Some(handoff);
             }
@@ -130,7 +190,7 @@ impl Shared {
         self.written(max_rowid, None);
     }
 
-    /// Called by the writer after a commit, with the text of the spans it inserted.
+    /// Called by the writer after a commit, with the index entries of the spans it inserted.
     pub(crate) fn written(&self, max_rowid: i64, handoff: Option<Handoff>) {
         let mut state = self.lock();
         if let Some(handoff) = handoff.filter(|it| it.last > 0) {
@@ -174,6 +234,8 @@ impl Shared {
         }
     }
 
+    /// The highest span rowid in the indexes: a statement that starts after this call sees
+    /// `search.db` at least up to it (it is published after the index's commit).
     pub(crate) fn indexed_upto(&self) -> i64 {
         self.lock().indexed_upto
     }
@@ -222,7 +284,7 @@ pub(crate) fn open_index(path: &Path) -> Result<(Connection, i64), Error> {
     Ok((conn, indexed_upto))
 }
 
-/// Empties the index (it is then rebuilt from the stored spans).
+/// Empties the indexes (they are then rebuilt from the stored spans).
 fn reset_index(conn: &Connection) -> Result<(), Error> {
     conn.execute_batch(&format!(
         "BEGIN;
@@ -350,31 +412,20 @@ fn index_batch(
 ) -> Result<i64, Error> {
     let _guard = shared.index_lock.lock().unwrap_or_else(|e| e.into_inner());
     let handoff = shared.lock().next_handoff();
-    let (texts, last) = match handoff {
-        Some(handoff) => (handoff.texts, handoff.last),
+    let (entries, last) = match handoff {
+        Some(handoff) => (handoff.entries, handoff.last),
         None => {
-            let mut select = source.prepare_cached(
-                "SELECT id, doc FROM span_docs WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?;
-            let rows: Vec<(i64, Vec<u8>)> = select
-                .query_map(params![after, INDEX_BATCH], |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            let Some(&(last, _)) = rows.last() else { return Ok(after) };
-            let texts = rows
-                .iter()
-                .map(|(id, doc)| Ok((*id, codec::decode_view(doc)?.searchable_text())))
-                .collect::<Result<Vec<_>, Error>>()?;
-            (texts, last)
+            let entries = stored_entries(source, after)?;
+            let Some(last) = entries.last().map(|entry| entry.id) else { return Ok(after) };
+            (entries, last)
         }
     };
     let tx = index.unchecked_transaction()?;
     {
         let mut insert =
             tx.prepare_cached("INSERT OR REPLACE INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
-        for (id, text) in &texts {
-            if !text.is_empty() {
-                insert.execute(params![id, text])?;
-            }
+        for entry in &entries {
+            insert.execute(params![entry.id, entry.indexed()])?;
         }
         tx.execute("UPDATE meta SET value = ?1 WHERE key = 'indexed_upto'", [last])?;
     }
@@ -384,6 +435,31 @@ fn index_batch(
     state.indexed_upto = last;
     shared.changed.notify_all();
     Ok(last)
+}
+
+/// The index entries of the next [`INDEX_BATCH`] stored spans after rowid `after`, read back
+/// from `loupe.db` (when no handoff has them).
+fn stored_entries(source: &Connection, after: i64) -> Result<Vec<Entry>, Error> {
+    let mut select = source.prepare_cached(
+        "SELECT s.id, s.span_id, s.user, d.doc FROM spans s JOIN span_docs d ON d.id = s.id
+         WHERE s.id > ?1 ORDER BY s.id LIMIT ?2",
+    )?;
+    let mut rows = select.query(params![after, INDEX_BATCH])?;
+    let mut entries = Vec::new();
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let span_id: Vec<u8> = row.get(1)?;
+        let doc: Vec<u8> = row.get(3)?;
+        entries.push(Entry {
+            id,
+            span_id: span_id
+                .try_into()
+                .map_err(|_| Error::Corrupt(format!("span {id}: bad span id")))?,
+            user: row.get(2)?,
+            text: codec::decode_view(&doc)?.searchable_text(),
+        });
+    }
+    Ok(entries)
 }
 
 /// Moves WAL pages into the database file without blocking readers or the writer, so the
@@ -402,13 +478,9 @@ pub(crate) fn open_writer(search_path: &Path) -> Result<Connection, Error> {
     Ok(conn)
 }
 
-/// Replaces the indexed text of spans already indexed (view updates); spans not indexed yet
-/// are indexed from their new view by the thread.
-pub(crate) fn reindex(
-    shared: &Shared,
-    search_path: &Path,
-    texts: &[(i64, String)],
-) -> Result<(), Error> {
+/// Replaces the index rows of spans already indexed (view updates); spans not indexed yet are
+/// indexed from their new view by the thread.
+pub(crate) fn reindex(shared: &Shared, search_path: &Path, changed: &[Entry]) -> Result<(), Error> {
     let _guard = shared.lock_index();
     let indexed_upto = shared.indexed_upto();
     let conn = open_writer(search_path)?;
@@ -417,11 +489,9 @@ pub(crate) fn reindex(
         let mut delete = tx.prepare_cached("DELETE FROM spans_fts WHERE rowid = ?1")?;
         let mut insert =
             tx.prepare_cached("INSERT INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
-        for (id, text) in texts.iter().filter(|(id, _)| *id <= indexed_upto) {
-            delete.execute([id])?;
-            if !text.is_empty() {
-                insert.execute(params![id, text])?;
-            }
+        for entry in changed.iter().filter(|entry| entry.id <= indexed_upto) {
+            delete.execute([entry.id])?;
+            insert.execute(params![entry.id, entry.indexed()])?;
         }
     }
     tx.commit()?;
@@ -432,12 +502,16 @@ pub(crate) fn reindex(
 mod tests {
     use super::*;
 
+    fn entry(id: i64, text: &str) -> Entry {
+        Entry { id, span_id: [2; 8], user: None, text: text.to_owned() }
+    }
+
     fn handoff(first: i64, last: i64, with_text: &[i64]) -> Handoff {
         let mut res = Handoff::default();
         for rowid in first..=last {
             let text =
                 if with_text.contains(&rowid) { format!("span {rowid}") } else { String::new() };
-            res.push(rowid, text);
+            res.push(entry(rowid, &text));
         }
         res
     }
@@ -459,10 +533,10 @@ mod tests {
         // 5..=8 is behind the index and dropped; 9..=12 is cut to what the index lacks.
         let next = state.next_handoff().expect("9..=12 overlaps the index's end");
         assert_eq!((next.first, next.last), (11, 12));
-        assert_eq!(next.texts, [(11, "span 11".to_owned()), (12, "span 12".to_owned())]);
+        assert_eq!(next.entries, [entry(11, "span 11"), entry(12, "span 12")]);
         state.indexed_upto = next.last;
         let next = state.next_handoff().expect("13..=15 follows 12");
-        assert_eq!((next.first, next.last, next.texts.len()), (13, 15, 1));
+        assert_eq!((next.first, next.last, next.entries.len()), (13, 15, 3));
         state.indexed_upto = next.last;
         // Rowids 16..=19 were written by another path: they are read from the database first.
         assert!(state.next_handoff().is_none());
@@ -477,7 +551,7 @@ mod tests {
     fn handoffs_are_bounded_and_dropped_by_other_index_writers() {
         let shared = Shared::default();
         let mut big = Handoff::default();
-        big.push(1, "x".repeat(MAX_HANDOFF_BYTES));
+        big.push(entry(1, &"x".repeat(MAX_HANDOFF_BYTES)));
         shared.written(1, Some(big));
         assert!(shared.lock().handoffs.is_empty(), "over the bound: left to the database");
         assert_eq!(shared.lag(), (1, 1), "the write still counts, and the drop is counted");

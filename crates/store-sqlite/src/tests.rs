@@ -171,7 +171,7 @@ fn schema_v1_data_dir_opens() {
     check_dump(
         include_str!("../test_data/schema_v1.sql"),
         expect![[r#"
-            schema version: 9
+            schema version: 10
             api key: Some(("key_golden", "default", {"team": "search"}))
             traces: 1
             trace 0d83b3e29a21487a54c44c79f1fe9d67 root=Some("refund_chat.turn") op=Some("refund_chat.turn") spans=8 llm=3 errors=0 tokens=1536/384 cost=Some("0.007035") session=Some("sess-8754")
@@ -268,6 +268,127 @@ async fn reopen_rebuild_index_and_refuse_newer_schema() {
         .expect("bump version");
     drop(store);
     let error = SqliteStore::open(SqliteConfig::new(dir.path())).err().expect("refused");
-    expect!["database schema version 99 is newer than this build supports (9); upgrade loupe"]
+    expect!["database schema version 99 is newer than this build supports (10); upgrade loupe"]
         .assert_eq(&error.to_string());
+}
+
+/// What the key lookups find, as ids: spans of `user = "u-1"` (and, separately, of
+/// `span_id = …` span 2), traces of `user = "u-1"`, erasure's traces of user u-2, feedback
+/// waiting for its span.
+async fn key_lookups(store: &SqliteStore) -> [Vec<String>; 5] {
+    let project = ProjectId::default_project();
+    let spans = |filter: &str| {
+        let query = SpanQuery {
+            filter: store::syntax::parse(filter).expect("filter"),
+            ..SpanQuery::default()
+        };
+        let project = project.clone();
+        async move {
+            let found = store.search_spans(&project, &query).await.expect("spans");
+            found.items.iter().map(|s| s.raw.span_id.to_string()).collect::<Vec<_>>()
+        }
+    };
+    let filter = store::syntax::parse(r#"user = "u-1""#).expect("filter");
+    let traces = store
+        .search_traces(&project, &TraceQuery { filter, ..TraceQuery::default() })
+        .await
+        .expect("traces of u-1");
+    let erased =
+        store.user_traces(&project, &["u-2".to_owned()], None, 10).await.expect("traces of u-2");
+    let pending = store.pending_feedback(&project, u64::MAX, 10).await.expect("pending");
+    [
+        spans(r#"user = "u-1""#).await,
+        spans(&format!(r#"span_id = "{}" and name = call"#, store::suite::span_id(2))).await,
+        traces.items.iter().map(|t| t.trace_id.to_string()).collect(),
+        erased.iter().map(ToString::to_string).collect(),
+        pending.iter().map(|f| f.id.clone()).collect(),
+    ]
+}
+
+/// The key lookups (span id, user) find spans the indexer has not reached yet (from `spans`,
+/// after `indexed_upto`) and, once it has, from their key tokens in `search.db`; text that
+/// forges a key token finds nothing; a view update moves a span to its new user; a deleted
+/// span's tokens go with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The index lock is held across the writes and lookups on purpose: nothing they do takes it.
+#[allow(clippy::await_holding_lock)]
+async fn key_lookups_cover_spans_indexed_or_not() {
+    use model::{Feedback, FeedbackContent, FeedbackSource, FeedbackTarget, Message, Rating};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    let project = ProjectId::default_project();
+    let mut spans = vec![
+        span("default", 1, 1, None, "turn", 0, 100),
+        span("default", 1, 2, Some(1), "call", 10, 50),
+        span("default", 2, 3, None, "turn", 0, 100),
+        // Erasure leaves the trace with the highest rowid for later (see `retention.rs`).
+        span("default", 3, 4, None, "turn", 0, 100),
+    ];
+    spans[1].view.user_id = Some("u-1".to_owned());
+    spans[2].view.user_id = Some("u-2".to_owned());
+    // Text with the key tokens of another span and user.
+    let forged = format!(
+        "{} {}",
+        crate::search::user_token("u-1"),
+        crate::search::span_id_token(store::suite::span_id(2).as_bytes())
+    );
+    spans[3].view.input_messages = vec![Message::text("user", &forged)];
+    for (id, span_n) in [("on-stored", 2), ("on-missing", 9)] {
+        let feedback = Feedback {
+            id: id.to_owned(),
+            project: project.clone(),
+            target: FeedbackTarget::Span { span_id: store::suite::span_id(span_n), trace_id: None },
+            content: FeedbackContent { rating: Some(Rating::Up), ..FeedbackContent::default() },
+            source: FeedbackSource::Human,
+            author: None,
+            created_ns: 1,
+            updated_ns: 1,
+            history: Vec::new(),
+        };
+        store.put_feedback(&feedback).await.expect("feedback");
+    }
+    let expected = [
+        vec![spans[1].raw.span_id.to_string()],
+        vec![spans[1].raw.span_id.to_string()],
+        vec![spans[0].raw.trace_id.to_string()],
+        vec![spans[2].raw.trace_id.to_string()],
+        vec!["on-missing".to_owned()],
+    ];
+    let shared = store.inner.indexer.shared().clone();
+    {
+        // Holding the index lock keeps the indexer from indexing the spans.
+        let _guard = shared.lock_index();
+        store.write_spans(&spans).await.expect("write");
+        assert_eq!(key_lookups(&store).await, expected, "not indexed yet: from spans");
+        assert_eq!(shared.indexed_upto(), 0, "the indexer waited");
+    }
+    shared.wait_indexed(4);
+    assert_eq!(shared.indexed_upto(), 4);
+    assert_eq!(key_lookups(&store).await, expected, "indexed: from the key tokens");
+    let n_indexed = |token: String| {
+        let conn = rusqlite::Connection::open(dir.path().join("search.db")).expect("open index");
+        conn.query_row(
+            "SELECT COUNT(*) FROM spans_fts WHERE spans_fts MATCH ?1",
+            [crate::search::token_query(&token)],
+            |row| row.get::<_, i64>(0),
+        )
+        .expect("count")
+    };
+    let u2 = || crate::search::user_token("u-2");
+    assert_eq!(n_indexed(crate::search::user_token("u-1")), 2, "span 2 and the forged text");
+    assert_eq!(n_indexed(u2()), 1);
+    let erased = store.delete_traces(&project, &[spans[2].raw.trace_id]).await.expect("erase");
+    assert_eq!(erased, 1);
+    assert_eq!(n_indexed(u2()), 0, "the erased span's tokens are gone");
+    // A view update that changes a span's user moves it in the index.
+    let mut changed = spans[0].clone();
+    changed.view.user_id = Some("u-9".to_owned());
+    assert_eq!(store.update_views(&[changed.clone()]).await.expect("update"), 1);
+    let filter = store::syntax::parse(r#"user = "u-9""#).expect("filter");
+    let found = store
+        .search_spans(&project, &SpanQuery { filter, ..SpanQuery::default() })
+        .await
+        .expect("spans of u-9");
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].raw.span_id, changed.raw.span_id);
 }

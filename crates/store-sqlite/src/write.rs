@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_i
 use rust_decimal::Decimal;
 use store::{ApiKeyRecord, WriteStats};
 
-use crate::search::Handoff;
+use crate::search::{Entry, Handoff};
 use crate::{Error, codec};
 
 /// The `spans` columns a span is inserted with, in the order of [`span_values`]; the staged
@@ -306,7 +306,7 @@ pub(crate) fn write_spans_tx<'a>(
                 };
                 insert_doc.execute(params![rowid, doc])?;
                 max_rowid = max_rowid.max(rowid);
-                handoff.push(rowid, span.view.searchable_text());
+                handoff.push(index_entry(rowid, span));
                 touched
                     .entry((span.project.clone(), *span.raw.trace_id.as_bytes()))
                     .or_default()
@@ -318,6 +318,16 @@ pub(crate) fn write_spans_tx<'a>(
     }
     add_to_rollups(tx, touched)?;
     Ok((res, max_rowid, handoff))
+}
+
+/// The index entry (`search.db`) of `span`, stored with `rowid`.
+pub(crate) fn index_entry(rowid: i64, span: &StoredSpan) -> Entry {
+    Entry {
+        id: rowid,
+        span_id: *span.raw.span_id.as_bytes(),
+        user: span.view.user_id.clone(),
+        text: span.view.searchable_text(),
+    }
 }
 
 /// Inserts one span; `false` when it was already stored.
@@ -468,12 +478,12 @@ fn save_rollup(
 }
 
 /// Replaces views (and the columns derived from them), then rebuilds the roll-ups of the
-/// traces concerned from all their spans. Returns the rowids updated with their new searchable
-/// text, for the full-text index.
+/// traces concerned from all their spans. Returns the spans updated with their new searchable
+/// text and user, for the indexes in `search.db`.
 pub(crate) fn update_views(
     conn: &mut Connection,
     spans: &[StoredSpan],
-) -> Result<Vec<(i64, String)>, Error> {
+) -> Result<Vec<Entry>, Error> {
     let tx = conn.transaction()?;
     let mut texts = Vec::new();
     let mut touched: HashMap<(ProjectId, [u8; 16]), ()> = HashMap::new();
@@ -506,7 +516,7 @@ pub(crate) fn update_views(
             let id_value = int(Some(id));
             update.execute(params_from_iter(std::iter::once(id_value).chain(view_values(view))))?;
             update_doc.execute(params![id, codec::encode(&stored.raw, view)?])?;
-            texts.push((id, view.searchable_text()));
+            texts.push(index_entry(id, span));
             touched.insert((span.project.clone(), *raw.trace_id.as_bytes()), ());
         }
     }
