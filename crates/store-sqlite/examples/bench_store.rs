@@ -291,6 +291,28 @@ async fn main() -> anyhow::Result<()> {
         println!("latest 50 traces [{filter}]: p50 {}, max {}", millis(p50), millis(max));
     }
 
+    // A span by its id alone (feedback sent with a span id, dataset selections), and a rare
+    // user's spans: both found through the key tokens of the index in `search.db`.
+    let stored = store.get_trace(&project, trace_ids[trace_ids.len() / 2]).await?;
+    let by_id = format!("span_id = \"{}\"", stored[SPANS_PER_TRACE / 2].raw.span_id);
+    for filter in [by_id.as_str(), "user = user-42"] {
+        let query = SpanQuery {
+            filter: store::syntax::parse(filter).map_err(anyhow::Error::msg)?,
+            limit: 50,
+            ..SpanQuery::default()
+        };
+        let (p50, max) = measure(20, |_| {
+            let (store, project, query) = (&store, &project, &query);
+            async move {
+                let page =
+                    store.search_spans(project, query).await.unwrap_or_else(|e| panic!("{e}"));
+                assert!(!page.items.is_empty() || filter.starts_with("user"));
+            }
+        })
+        .await;
+        println!("latest 50 spans [{filter}]: p50 {}, max {}", millis(p50), millis(max));
+    }
+
     for filter in ["zanzibar", "refund policy", "\"damaged package\" and type = llm"] {
         let query = SpanQuery {
             filter: store::syntax::parse(filter).map_err(anyhow::Error::msg)?,

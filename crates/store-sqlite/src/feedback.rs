@@ -229,9 +229,9 @@ fn pending_feedback(
              AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.id IN (
                      SELECT rowid FROM search.spans_fts
                      WHERE spans_fts MATCH '\"' || char(57344) || 's' || lower(hex(f.span_id)) || '\"')
-                 AND s.project = f.project AND s.span_id = f.span_id)
-             AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.id > ?4 AND s.project = f.project
-                 AND s.span_id = f.span_id)
+                 AND +s.project = f.project AND +s.span_id = f.span_id)
+             AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.id > ?4 AND +s.project = f.project
+                 AND +s.span_id = f.span_id)
          ORDER BY f.created_ns, f.id LIMIT ?3",
         params![project.as_str(), to_i64(created_before_ns), limit.clamp(1, 1000), indexed_upto],
     )

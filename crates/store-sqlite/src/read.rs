@@ -111,13 +111,15 @@ fn key_spans(out: &mut Sql, column: &str, project: &ProjectId, key: &SpanKey, up
              SELECT rowid FROM search.spans_fts WHERE spans_fts MATCH "
     ));
     out.param(SqlValue::Text(search::token_query(&token)));
-    out.push(") AND project = ");
+    // `+` keeps the planner on the rowids: with an index on `project` first it would rather
+    // walk every span of the project.
+    out.push(") AND +project = ");
     out.param(project.clone());
     out.push(&format!(" UNION ALL SELECT {column} FROM spans WHERE id > "));
     out.param(SqlValue::Integer(upto));
-    out.push(" AND project = ");
+    out.push(" AND +project = ");
     out.param(project);
-    out.push(&format!(" AND {key_column} = "));
+    out.push(&format!(" AND +{key_column} = "));
     out.param(value);
 }
 
@@ -132,14 +134,21 @@ pub(crate) fn search_spans(
     indexed_upto: i64,
 ) -> Result<Page<StoredSpan>, Error> {
     let limit = page_size(query.limit);
+    let key = query.filter.as_ref().and_then(required_key);
     let mut filter = Sql::default();
-    filter.push("s.project = ");
+    // With a required key, its few spans come from the index by rowid, then are sorted: the
+    // `+` and ordering by an expression stop the planner from walking every span by time.
+    let (project_term, order) = match key {
+        Some(_) => ("+s.project = ", "s.start_ns + 0"),
+        None => ("s.project = ", "s.start_ns"),
+    };
+    filter.push(project_term);
     filter.param(SqlValue::Text(project.as_str().to_owned()));
     time_sql(&query.time, "s.start_ns", &mut filter);
     if let Some(expr) = &query.filter {
-        if let Some(key) = required_key(expr) {
+        if let Some(key) = &key {
             filter.push(" AND s.id IN (");
-            key_spans(&mut filter, "id", project, &key, indexed_upto);
+            key_spans(&mut filter, "id", project, key, indexed_upto);
             filter.push(")");
         }
         filter.push(" AND ");
@@ -165,7 +174,7 @@ pub(crate) fn search_spans(
     }
     let text = format!(
         "SELECT s.id, s.start_ns, {DOC_OF_SPAN}, t.root_operation {SPANS_FROM} WHERE {}
-         ORDER BY s.start_ns DESC, s.id DESC LIMIT {}",
+         ORDER BY {order} DESC, s.id DESC LIMIT {}",
         sql.text,
         limit + 1
     );

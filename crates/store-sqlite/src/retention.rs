@@ -208,10 +208,10 @@ impl SqliteStore {
             let mut select = conn.prepare_cached(
                 "SELECT trace_id FROM spans WHERE id IN (
                          SELECT rowid FROM search.spans_fts WHERE spans_fts MATCH ?6)
-                     AND project = ?1 AND user = ?2 AND trace_id > ?3
+                     AND +project = ?1 AND +user = ?2 AND +trace_id > ?3
                  UNION
                  SELECT trace_id FROM spans
-                     WHERE id > ?5 AND project = ?1 AND user = ?2 AND trace_id > ?3
+                     WHERE id > ?5 AND +project = ?1 AND +user = ?2 AND +trace_id > ?3
                  ORDER BY trace_id LIMIT ?4",
             )?;
             let mut ids: BTreeSet<Vec<u8>> = BTreeSet::new();
