@@ -95,6 +95,25 @@ fn parse_trace_cursor(cursor: &Cursor) -> Result<(i64, Vec<u8>), Error> {
     Ok((start.parse().map_err(|_| bad_cursor(cursor))?, trace_id.as_bytes().to_vec()))
 }
 
+/// Past this many spans with a user, the user's spans are not fetched from the index and
+/// sorted: reading spans newest first finds enough of them sooner.
+pub(crate) const RARE_KEY_SPANS: i64 = 10_000;
+
+/// The key the filter requires (see [`required_key`]) if the index finds its spans faster than
+/// reading spans newest first: a span id always, a user with fewer than [`RARE_KEY_SPANS`]
+/// indexed spans (counted in the index, which stops counting there).
+fn rare_key(conn: &Connection, filter: Option<&store::Expr>) -> Result<Option<SpanKey>, Error> {
+    let Some(key) = filter.and_then(required_key) else { return Ok(None) };
+    let SpanKey::User(user) = &key else { return Ok(Some(key)) };
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM (
+             SELECT rowid FROM search.spans_fts WHERE spans_fts MATCH ?1 LIMIT ?2)",
+        params![search::token_query(&search::user_token(user)), RARE_KEY_SPANS],
+        |row| row.get(0),
+    )?;
+    Ok((n < RARE_KEY_SPANS).then_some(key))
+}
+
 /// A query for `column` (`id` or `trace_id`) of the spans of `project` that may have `key`:
 /// those the index in `search.db` has the key's token for (up to `upto`, its `indexed_upto`)
 /// and those after `upto` with the key, not indexed yet (a short range of rowids). Read in one
@@ -134,7 +153,7 @@ pub(crate) fn search_spans(
     indexed_upto: i64,
 ) -> Result<Page<StoredSpan>, Error> {
     let limit = page_size(query.limit);
-    let key = query.filter.as_ref().and_then(required_key);
+    let key = rare_key(conn, query.filter.as_ref())?;
     let mut filter = Sql::default();
     // With a required key, its few spans come from the index by rowid, then are sorted: the
     // `+` and ordering by an expression stop the planner from walking every span by time.
@@ -249,15 +268,16 @@ pub(crate) fn search_traces(
     indexed_upto: i64,
 ) -> Result<Page<TraceSummary>, Error> {
     let limit = page_size(query.limit);
+    let key = rare_key(conn, query.filter.as_ref())?;
     let mut filter = Sql::default();
     filter.push("t.project = ");
     filter.param(SqlValue::Text(project.as_str().to_owned()));
     time_sql(&query.time, "t.start_ns", &mut filter);
     if let Some(expr) = &query.filter {
-        if let Some(key) = required_key(expr) {
+        if let Some(key) = &key {
             // The key's traces from the index first; the EXISTS below keeps the semantics.
             filter.push(" AND t.trace_id IN (");
-            key_spans(&mut filter, "trace_id", project, &key, indexed_upto);
+            key_spans(&mut filter, "trace_id", project, key, indexed_upto);
             filter.push(")");
         }
         if requires_error(expr) {
@@ -290,8 +310,7 @@ pub(crate) fn search_traces(
     }
     // With a required key, its few traces come from the index by primary key, then are sorted;
     // ordering by an expression stops the planner from walking every trace by time.
-    let by_key = query.filter.as_ref().is_some_and(|expr| required_key(expr).is_some());
-    let order = if by_key { "t.start_ns + 0" } else { "t.start_ns" };
+    let order = if key.is_some() { "t.start_ns + 0" } else { "t.start_ns" };
     let text = format!(
         "SELECT {TRACE_COLUMNS} FROM traces t WHERE {}
          ORDER BY {order} DESC, t.trace_id DESC LIMIT {}",

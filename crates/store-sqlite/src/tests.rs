@@ -377,6 +377,10 @@ async fn key_lookups_cover_spans_indexed_or_not() {
     let u2 = || crate::search::user_token("u-2");
     assert_eq!(n_indexed(crate::search::user_token("u-1")), 2, "span 2 and the forged text");
     assert_eq!(n_indexed(u2()), 1);
+    let unmarked = u2().trim_start_matches('\u{E000}').to_owned();
+    assert_eq!(n_indexed(unmarked.clone()), 0, "the mark is part of the token");
+    // And a full-text query drops the mark, so typed text cannot reach a key token.
+    assert_eq!(crate::filter::fts_query(&u2()), crate::search::token_query(&unmarked));
     let erased = store.delete_traces(&project, &[spans[2].raw.trace_id]).await.expect("erase");
     assert_eq!(erased, 1);
     assert_eq!(n_indexed(u2()), 0, "the erased span's tokens are gone");
@@ -391,4 +395,51 @@ async fn key_lookups_cover_spans_indexed_or_not() {
         .expect("spans of u-9");
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].raw.span_id, changed.raw.span_id);
+}
+
+/// A user with more indexed spans than [`crate::read::RARE_KEY_SPANS`] is searched by reading
+/// spans newest first instead of through the index; the answers are the same: newest first,
+/// only that user's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_common_user_is_found_newest_first() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    let project = ProjectId::default_project();
+    let n = u64::try_from(crate::read::RARE_KEY_SPANS).expect("positive") + 8;
+    let spans: Vec<_> = (0..n)
+        .map(|i| {
+            let mut span = span("default", i / 8 + 1, i + 1, None, "turn", i, 1);
+            span.view.user_id = Some(if i % 2 == 0 { "many" } else { "other" }.to_owned());
+            span
+        })
+        .collect();
+    for chunk in spans.chunks(4000) {
+        store.write_spans(chunk).await.expect("write");
+    }
+    let filter = store::syntax::parse(r#"user = "many""#).expect("filter");
+    store.inner.indexer.shared().wait_indexed(i64::try_from(n).expect("fits"));
+    let found = store
+        .search_spans(
+            &project,
+            &SpanQuery { filter: filter.clone(), limit: 3, ..SpanQuery::default() },
+        )
+        .await
+        .expect("spans");
+    let ids: Vec<String> = found.items.iter().map(|s| s.raw.span_id.to_string()).collect();
+    let expected: Vec<String> =
+        [n - 1, n - 3, n - 5].iter().map(|i| store::suite::span_id(*i).to_string()).collect();
+    assert_eq!(ids, expected);
+    let traces = store
+        .search_traces(&project, &TraceQuery { filter, limit: 2, ..TraceQuery::default() })
+        .await
+        .expect("traces");
+    let ids: Vec<String> = traces.items.iter().map(|t| t.trace_id.to_string()).collect();
+    let newest = n.div_ceil(8);
+    assert_eq!(
+        ids,
+        [
+            store::suite::trace_id(newest).to_string(),
+            store::suite::trace_id(newest - 1).to_string()
+        ]
+    );
 }
