@@ -228,7 +228,7 @@ fn pending_feedback(
              AND f.created_ns < ?2
              AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.id IN (
                      SELECT rowid FROM search.spans_fts
-                     WHERE spans_fts MATCH '\"' || char(57344) || 's' || lower(hex(f.span_id)) || '\"')
+                     WHERE spans_fts MATCH loupe_span_id_query(f.span_id))
                  AND +s.project = f.project AND +s.span_id = f.span_id)
              AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.id > ?4 AND +s.project = f.project
                  AND +s.span_id = f.span_id)

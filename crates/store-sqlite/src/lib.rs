@@ -258,6 +258,7 @@ impl SqliteStore {
              PRAGMA secure_delete = ON;"
         ))?;
         codec::register_functions(&writer)?;
+        search::register_functions(&writer)?;
         schema::migrate(&mut writer)?;
         let search_path = config.data_dir.join(search::SEARCH_FILE_NAME);
         let indexer = search::Indexer::start(path.clone(), search_path.clone())?;
@@ -351,6 +352,7 @@ fn open_reader(path: &Path, search_path: &Path) -> Result<Connection, Error> {
     )?;
     conn.execute("ATTACH DATABASE ?1 AS search", [search_path.to_string_lossy()])?;
     codec::register_functions(&conn)?;
+    search::register_functions(&conn)?;
     Ok(conn)
 }
 

@@ -119,7 +119,13 @@ fn rare_key(conn: &Connection, filter: Option<&store::Expr>) -> Result<Option<Sp
 /// and those after `upto` with the key, not indexed yet (a short range of rowids). Read in one
 /// statement, whose snapshot of `search.db` is at least as new as `upto`, so no span is missed.
 /// The caller's filter keeps the comparison itself, so text that forges a token finds nothing.
-fn key_spans(out: &mut Sql, column: &str, project: &ProjectId, key: &SpanKey, upto: i64) {
+pub(crate) fn key_spans(
+    out: &mut Sql,
+    column: &str,
+    project: &ProjectId,
+    key: &SpanKey,
+    upto: i64,
+) {
     let (token, key_column, value) = match key {
         SpanKey::SpanId(id) => (search::span_id_token(id), "span_id", SqlValue::Blob(id.to_vec())),
         SpanKey::User(user) => (search::user_token(user), "user", SqlValue::Text(user.clone())),

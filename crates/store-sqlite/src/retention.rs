@@ -35,10 +35,12 @@
 use std::collections::BTreeSet;
 
 use model::{ProjectId, StoredSpan, TraceId, UnixNanos};
-use rusqlite::types::ToSqlOutput;
+use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use store::RetentionTier;
 
+use crate::filter::{SpanKey, Sql};
+use crate::read::key_spans;
 use crate::search::Entry;
 use crate::write::{
     RAW_COLUMNS, VIEW_COLUMNS, index_entry, raw_values, rebuild_rollup, set_clause, to_i64,
@@ -203,25 +205,21 @@ impl SqliteStore {
         self.with_reader_and_state(move |conn, inner| {
             let indexed_upto = inner.indexer.shared().indexed_upto();
             let after: Vec<u8> = after.map(|id| id.as_bytes().to_vec()).unwrap_or_default();
-            // Per user: the indexed spans with the user's token, and the spans not indexed yet;
-            // merged here.
-            let mut select = conn.prepare_cached(
-                "SELECT trace_id FROM spans WHERE id IN (
-                         SELECT rowid FROM search.spans_fts WHERE spans_fts MATCH ?6)
-                     AND +project = ?1 AND +user = ?2 AND +trace_id > ?3
-                 UNION
-                 SELECT trace_id FROM spans
-                     WHERE id > ?5 AND +project = ?1 AND +user = ?2 AND +trace_id > ?3
-                 ORDER BY trace_id LIMIT ?4",
-            )?;
+            // Per user: the spans the index finds by the user's key (see `read::key_spans`),
+            // rechecked against their column; merged here.
             let mut ids: BTreeSet<Vec<u8>> = BTreeSet::new();
             for user in &users {
-                let token = search::token_query(&search::user_token(user));
-                let found = select.query_map(
-                    params![project.as_str(), user, after, limit, indexed_upto, token],
-                    |row| row.get(0),
-                )?;
-                for id in found {
+                let mut sql = Sql::default();
+                sql.push("SELECT DISTINCT s.trace_id FROM spans s WHERE s.id IN (");
+                let key = SpanKey::User(user.clone());
+                key_spans(&mut sql, "id", &project, &key, indexed_upto);
+                sql.push(") AND +s.user = ");
+                sql.param(SqlValue::Text(user.clone()));
+                sql.push(" AND +s.trace_id > ");
+                sql.param(SqlValue::Blob(after.clone()));
+                sql.push(&format!(" ORDER BY s.trace_id LIMIT {limit}"));
+                let mut select = conn.prepare_cached(&sql.text)?;
+                for id in select.query_map(params_from_iter(&sql.params), |row| row.get(0))? {
                     ids.insert(id?);
                 }
             }

@@ -45,6 +45,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Error, codec};
@@ -81,6 +82,17 @@ pub(crate) fn token_query(token: &str) -> String {
     format!("\"{token}\"")
 }
 
+/// Registers `loupe_span_id_query(span_id)`, the `MATCH` query for a span id's key token, for
+/// queries that look spans up by a column's span id.
+pub(crate) fn register_functions(conn: &Connection) -> Result<(), Error> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("loupe_span_id_query", 1, flags, |ctx| {
+        let span_id: Vec<u8> = ctx.get(0)?;
+        Ok(token_query(&span_id_token(&span_id)))
+    })?;
+    Ok(())
+}
+
 /// What the index holds of one span.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -97,17 +109,17 @@ impl Entry {
         self.text.len() + self.user.as_ref().map_or(0, String::len) + 48
     }
 
-    /// The indexed text: the searchable text and the key tokens.
-    fn indexed(&self) -> String {
-        let mut res = String::with_capacity(self.text.len() + 64);
-        res.push_str(&self.text);
-        res.push(' ');
-        res.push_str(&span_id_token(&self.span_id));
+    /// The indexed text, written into `buf`: the searchable text and the key tokens.
+    fn indexed<'a>(&self, buf: &'a mut String) -> &'a str {
+        buf.clear();
+        buf.push_str(&self.text);
+        buf.push(' ');
+        buf.push_str(&span_id_token(&self.span_id));
         if let Some(user) = &self.user {
-            res.push(' ');
-            res.push_str(&user_token(user));
+            buf.push(' ');
+            buf.push_str(&user_token(user));
         }
-        res
+        buf
     }
 }
 
@@ -424,8 +436,9 @@ fn index_batch(
     {
         let mut insert =
             tx.prepare_cached("INSERT OR REPLACE INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
+        let mut buf = String::new();
         for entry in &entries {
-            insert.execute(params![entry.id, entry.indexed()])?;
+            insert.execute(params![entry.id, entry.indexed(&mut buf)])?;
         }
         tx.execute("UPDATE meta SET value = ?1 WHERE key = 'indexed_upto'", [last])?;
     }
@@ -489,9 +502,10 @@ pub(crate) fn reindex(shared: &Shared, search_path: &Path, changed: &[Entry]) ->
         let mut delete = tx.prepare_cached("DELETE FROM spans_fts WHERE rowid = ?1")?;
         let mut insert =
             tx.prepare_cached("INSERT INTO spans_fts (rowid, text) VALUES (?1, ?2)")?;
+        let mut buf = String::new();
         for entry in changed.iter().filter(|entry| entry.id <= indexed_upto) {
             delete.execute([entry.id])?;
-            insert.execute(params![entry.id, entry.indexed()])?;
+            insert.execute(params![entry.id, entry.indexed(&mut buf)])?;
         }
     }
     tx.commit()?;
